@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny seq2seq models built from a config and saved with save_pretrained()."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+SHARED_CNN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cnn_dailymail_dev.jsonl"
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+def _bundled_tokenizer():
+    from transformers import AutoTokenizer
+
+    from trials.models import resolve_model
+
+    return AutoTokenizer.from_pretrained(resolve_model("all-MiniLM-L6-v2"))
+
+
+def _save_tiny(model_cls, config, path: Path) -> Path:
+    import torch
+
+    torch.manual_seed(0)
+    model_cls(config).save_pretrained(path)
+    _bundled_tokenizer().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_t5_dir(tmp_path_factory) -> Path:
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    tok = _bundled_tokenizer()
+    config = T5Config(vocab_size=tok.vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2,
+                      num_decoder_layers=2, num_heads=4, pad_token_id=tok.pad_token_id,
+                      eos_token_id=tok.sep_token_id, decoder_start_token_id=tok.pad_token_id)
+    return _save_tiny(T5ForConditionalGeneration, config, tmp_path_factory.mktemp("tiny-t5"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bart_dir(tmp_path_factory) -> Path:
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    tok = _bundled_tokenizer()
+    config = BartConfig(vocab_size=tok.vocab_size, d_model=32, encoder_layers=2, decoder_layers=2,
+                        encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
+                        decoder_ffn_dim=64, max_position_embeddings=256, pad_token_id=tok.pad_token_id,
+                        bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
+                        decoder_start_token_id=tok.sep_token_id, forced_eos_token_id=tok.sep_token_id)
+    return _save_tiny(BartForConditionalGeneration, config, tmp_path_factory.mktemp("tiny-bart"))
+
+
+@pytest.fixture
+def quick_spec():
+    """A fast extractive spec on three bundled documents."""
+    from trials import TrialSpec
+
+    def make(**overrides):
+        fields = dict(n=3, warmup=0, repeats=1, batch_size=2, cpus=1)
+        fields.update(overrides)
+        return TrialSpec(**fields)
+
+    return make

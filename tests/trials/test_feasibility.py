@@ -1,0 +1,42 @@
+import pytest
+
+from trials import TrialSpec
+from trials.feasibility import check
+from trials.hardware import Hardware
+
+CPU = Hardware(cpu_model="test cpu", cpu_count=2)
+GPU = Hardware(cpu_model="test cpu", cpu_count=2, cuda_available=True, gpu_name="H100", gpu_count=1,
+               gpu_compute_capability=(9, 0))
+
+
+def test_defaults_are_feasible_on_cpu():
+    assert check(TrialSpec(), CPU) is None
+    assert check(TrialSpec(precision="int8_dynamic"), CPU) is None
+
+
+def test_fp16_on_cpu_says_what_to_use():
+    assert check(TrialSpec(precision="fp16"), CPU) == "fp16 needs a CUDA device; on CPU use int8_dynamic or fp32"
+
+
+def test_cuda_without_gpu():
+    assert "no CUDA GPU is visible" in check(TrialSpec(device="cuda"), CPU)
+
+
+def test_fp16_on_gpu_is_feasible():
+    assert check(TrialSpec(device="cuda", precision="fp16"), GPU) is None
+
+
+@pytest.mark.parametrize("precision", ["int8_static", "int4_weight"])
+def test_precision_without_kernel_names_the_runtime_limit(precision):
+    reason = check(TrialSpec(precision=precision), CPU)
+    assert f"runtime 'torch' has no {precision} kernel on cpu" in reason
+
+
+def test_int8_dynamic_has_no_cuda_kernel_in_torch():
+    assert "no int8_dynamic kernel on cuda" in check(TrialSpec(device="cuda", precision="int8_dynamic"), GPU)
+
+
+def test_check_is_pure():
+    spec = TrialSpec(precision="fp16", device="cuda")
+    assert check(spec, CPU) == check(spec, CPU) != None
+    assert check(spec, GPU) is None

@@ -1,0 +1,45 @@
+"""Is a spec runnable on this hardware? A pure function: (spec, hardware) -> None | reason.
+
+Reasons say what to do instead, because a person reads them in the MLflow UI.
+"""
+from __future__ import annotations
+
+from trials.hardware import Hardware
+from trials.runtimes import get_runtime
+from trials.runtimes.base import missing_requirement
+
+
+def _runtimes_supporting(precision: str, device: str, task: str) -> list[str]:
+    from trials.runtimes import RUNTIMES
+
+    names = []
+    for name in RUNTIMES:
+        rt = get_runtime(name)
+        if precision in rt.precisions.get(device, ()) and task in rt.tasks:
+            names.append(name)
+    return names
+
+
+def check(spec, hardware: Hardware) -> str | None:
+    """None if `spec` can run on `hardware`, else a reason a person can act on."""
+    runtime = get_runtime(spec.runtime)
+    if spec.device == "cuda" and not hardware.cuda_available:
+        return "device 'cuda' requested but no CUDA GPU is visible; use device 'cpu' or run on a GPU node"
+    if spec.precision == "fp16" and spec.device == "cpu":
+        return "fp16 needs a CUDA device; on CPU use int8_dynamic or fp32"
+    if spec.task not in runtime.tasks:
+        return (f"runtime {spec.runtime!r} does not run the {spec.task} task; "
+                f"use one of: {', '.join(_runtimes_for_task(spec.task))}")
+    supported = runtime.precisions.get(spec.device, ())
+    if spec.precision not in supported:
+        others = _runtimes_supporting(spec.precision, spec.device, spec.task)
+        where = f"runtimes that do: {', '.join(others)}" if others else "no installed runtime does"
+        return (f"runtime {spec.runtime!r} has no {spec.precision} kernel on {spec.device} "
+                f"(it runs {', '.join(supported) or 'nothing there'}); {where}")
+    return missing_requirement(runtime)
+
+
+def _runtimes_for_task(task: str) -> list[str]:
+    from trials.runtimes import RUNTIMES
+
+    return [name for name in RUNTIMES if task in get_runtime(name).tasks]

