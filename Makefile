@@ -29,7 +29,7 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 ui: $(STAMP)
-	$(BIN)/infersweep ui
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/infersweep ui
 
 bench: $(STAMP)
 	$(BIN)/python bench/trials.py

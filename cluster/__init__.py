@@ -1,0 +1,1 @@
+"""Connecting to Ray (local, auto, ray://) and the configs that start real clusters."""

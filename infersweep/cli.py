@@ -110,19 +110,209 @@ def print_report(report, where: Path) -> None:
     console.print(f"report: {where}")
 
 
-@app.command()
-def quickstart(
-    n: int = typer.Option(30, help="documents from the bundled sample set"),
-):
-    """Run the default trial on the bundled model and sample set (offline)."""
-    quiet_libraries()
-    from trials import TrialSpec, run_trial
-    from trials.engine import trial_dir
+SPECS_DIR = Path(__file__).resolve().parents[1] / "sweeps" / "specs"
+TRACKING_HELP = "MLflow tracking URI (default: the local store .infersweep/mlflow.db)"
+STORAGE_HELP = "where sweeps keep their state (default .infersweep/sweeps)"
 
-    spec = TrialSpec(n=n, batch_size=4)
-    with console.status("quickstart: measuring the bundled summarizer on the bundled sample set..."):
-        report = run_trial(spec)
-    print_report(report, trial_dir(spec, None) / "report.json")
+
+def _load_spec(path: Path, **overrides):
+    from sweeps.spec import SweepSpecError, load_sweep_spec
+
+    try:
+        return load_sweep_spec(path, **overrides)
+    except SweepSpecError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def validate(spec: Path = typer.Argument(..., help="sweep YAML file")):
+    """Check a sweep file without running anything."""
+    sweep = _load_spec(spec)
+    axes = sweep.space.axes()
+    console.print(f"[green]ok[/] {spec}: sweep {sweep.name!r}, {len(sweep.space.grid())} combinations "
+                  f"({', '.join(f'{k}: {len(v)}' for k, v in axes.items())}), "
+                  f"{sweep.search.algorithm} for {sweep.search.num_trials} trials")
+
+
+@app.command()
+def launch(
+    spec: Path = typer.Argument(..., help="sweep YAML file, e.g. sweeps/specs/quickstart.yaml"),
+    num_trials: Optional[int] = typer.Option(None, help="override search.num_trials"),
+    address: Optional[str] = typer.Option(None, help="Ray address: local (default), auto, or ray://HOST:PORT"),
+    tracking_uri: Optional[str] = typer.Option(None, help=TRACKING_HELP),
+    storage: Optional[str] = typer.Option(None, help=STORAGE_HELP),
+):
+    """Run a sweep: baseline, then the search; prints the Pareto frontier."""
+    sweep = _load_spec(spec, **{"search.num_trials": num_trials, "storage.path": storage})
+    _run(sweep, address, tracking_uri, resume=False)
+
+
+@app.command()
+def resume(
+    sweep_name: str = typer.Argument(..., metavar="SWEEP", help="the sweep's name"),
+    address: Optional[str] = typer.Option(None, help="Ray address"),
+    tracking_uri: Optional[str] = typer.Option(None, help=TRACKING_HELP),
+    storage: str = typer.Option(".infersweep/sweeps", help=STORAGE_HELP),
+):
+    """Continue a sweep stopped by Ctrl-C or a crash; finished trials are not run or logged again."""
+    from sweeps.driver import SweepError, load_saved
+
+    try:
+        sweep = load_saved(sweep_name, storage)
+    except SweepError as exc:
+        fail(str(exc))
+    _run(sweep, address, tracking_uri, resume=True)
+
+
+def _run(sweep, address, tracking_uri, resume: bool) -> None:
+    quiet_libraries()
+    from sweeps.driver import SweepError, run_sweep
+    from sweeps.report import frontier_table, reasons_table, status_counts
+    from tracking.store import ui_command
+
+    try:
+        result = run_sweep(sweep, address=address, tracking_uri=tracking_uri, resume=resume,
+                           say=lambda text: console.print(text))
+    except SweepError as exc:
+        fail(str(exc), code=1)
+    console.print(frontier_table(result.frontier, f"Pareto frontier of {sweep.name} "
+                                 f"(constraints: {', '.join(sweep.constraints)})"))
+    reasons = reasons_table(result.rows)
+    if reasons:
+        console.print(reasons)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(status_counts(result.rows).items()))
+    console.print(f"{len(result.rows)} trials ({counts}) in {result.wall_s:.0f} s; "
+                  f"frontier saved to {sweep.sweep_dir() / 'pareto.csv'}")
+    console.print(f"browse the runs: {ui_command(result.tracking_uri)}")
+    console.print(f"promote the fastest: infersweep promote {sweep.name} --where 'rouge_drop_pct <= 1' "
+                  f"--minimize latency_ms_per_sample")
+
+
+@app.command()
+def quickstart():
+    """Run sweeps/specs/quickstart.yaml offline on a local Ray instance."""
+    sweep = _load_spec(SPECS_DIR / "quickstart.yaml")
+    _run(sweep, None, None, resume=False)
+
+
+@app.command()
+def status(
+    sweep_name: str = typer.Argument(..., metavar="SWEEP"),
+    storage: str = typer.Option(".infersweep/sweeps", help=STORAGE_HELP),
+):
+    """Counts of trials by status and the frontier so far (read from the sweep's folder)."""
+    from sweeps import pareto
+    from sweeps.driver import SweepError, collect_rows, load_saved
+    from sweeps.report import frontier_table, status_counts
+    from sweeps.trainable import trials_dir
+    from trials.spec import TrialReport
+
+    try:
+        sweep = load_saved(sweep_name, storage)
+    except SweepError as exc:
+        fail(str(exc))
+    base_path = trials_dir(sweep) / sweep.trial_spec(sweep.baseline.model_dump()).trial_id() / "report.json"
+    if not base_path.exists():
+        console.print(f"sweep {sweep_name}: the baseline has not finished yet")
+        raise typer.Exit(0)
+    rows = collect_rows(sweep, TrialReport.from_json(base_path.read_text()))
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(status_counts(rows).items()))
+    console.print(f"sweep {sweep_name}: {len(rows)} trials finished of {sweep.search.num_trials} + baseline ({counts})")
+    front = pareto.frontier(rows, [(o.metric, o.mode) for o in sweep.objectives], sweep.constraints)
+    console.print(frontier_table(front, "frontier so far"))
+
+
+@app.command()
+def ui(
+    tracking_uri: Optional[str] = typer.Option(None, help=TRACKING_HELP),
+    port: int = typer.Option(5000),
+):
+    """Open the MLflow UI on the local store (127.0.0.1 only)."""
+    import os
+
+    from tracking.store import resolve_uri
+
+    uri = resolve_uri(tracking_uri)
+    console.print(f"MLflow UI on http://127.0.0.1:{port} for {uri}")
+    os.execvp("mlflow", ["mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)])
+
+
+@app.command()
+def promote(
+    sweep_name: str = typer.Argument(..., metavar="SWEEP"),
+    where: list[str] = typer.Option(["rouge_drop_pct <= 1"], help="condition(s) like 'rouge_drop_pct <= 1'"),
+    minimize: Optional[str] = typer.Option(None, help="metric to minimize (default latency_ms_per_sample)"),
+    maximize: Optional[str] = typer.Option(None, help="metric to maximize instead"),
+    name: Optional[str] = typer.Option(None, help="registered model name (default: the sweep's name)"),
+    alias: str = typer.Option("champion", help="alias set on the new version"),
+    tracking_uri: Optional[str] = typer.Option(None, help=TRACKING_HELP),
+    storage: str = typer.Option(".infersweep/sweeps", help=STORAGE_HELP),
+):
+    """Register the best Pareto trial meeting --where as a new model version with an alias."""
+    quiet_libraries()
+    from sweeps import pareto
+    from sweeps.driver import SweepError, collect_rows, load_saved
+    from sweeps.promote import NothingToPromote, choose
+    from sweeps.trainable import trials_dir
+    from tracking.registry import promote_variant
+    from tracking.store import resolve_uri
+    from tracking.sweep_runs import SweepRuns
+    from trials.spec import TrialReport
+
+    if minimize and maximize:
+        fail("give --minimize or --maximize, not both")
+    metric, mode = (maximize, "max") if maximize else (minimize or "latency_ms_per_sample", "min")
+    try:
+        sweep = load_saved(sweep_name, storage)
+    except SweepError as exc:
+        fail(str(exc))
+    baseline_path = trials_dir(sweep) / sweep.trial_spec(sweep.baseline.model_dump()).trial_id() / "report.json"
+    if not baseline_path.exists():
+        fail(f"sweep {sweep_name} has no finished baseline yet; run or resume it first", code=1)
+    rows = collect_rows(sweep, TrialReport.from_json(baseline_path.read_text()))
+    front = pareto.frontier(rows, [(o.metric, o.mode) for o in sweep.objectives], sweep.constraints)
+    try:
+        row = choose(front, where, metric, mode)
+    except (NothingToPromote, ValueError) as exc:
+        fail(str(exc), code=1)
+    report = TrialReport.from_json((trials_dir(sweep) / row.trial_id / "report.json").read_text())
+    uri = resolve_uri(tracking_uri or sweep.tracking.uri)
+    runs = SweepRuns(sweep.name, uri, sweep.tracking.experiment, sweep.spec_hash())
+    model_name = name or sweep.name
+    with console.status(f"registering trial {row.trial_id} ({report.spec.short_name()}) as {model_name}..."):
+        done = promote_variant(report.spec, report, runs.run_id_of(row.trial_id), uri, model_name, alias,
+                               {"sweep": sweep.name, "trial_id": row.trial_id, "spec_hash": sweep.spec_hash(),
+                                "where": " and ".join(where), "chosen_by": f"{mode} {metric}"})
+    console.print(f"registered {done.name} version {done.version} ({report.spec.short_name()}, "
+                  f"{metric} = {row.metrics.get(metric, float('nan')):.3f}) with alias @{done.alias}")
+    console.print(f"use it: infersweep summarize {done.model_uri} < article.txt")
+
+
+@app.command()
+def summarize(
+    model_uri: str = typer.Argument(..., help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/..."),
+    file: Optional[Path] = typer.Argument(None, help="text file (default: stdin)"),
+    jsonl: bool = typer.Option(False, help="input is JSONL: one document per line (field 'document')"),
+    tracking_uri: Optional[str] = typer.Option(None, help=TRACKING_HELP),
+):
+    """Summarize text with a registered model."""
+    quiet_libraries()
+    from tracking.registry import load_summarizer
+
+    text = file.read_text() if file else sys.stdin.read()
+    if not text.strip():
+        fail("no input text: pass a file or pipe a document on stdin")
+    documents = [text.strip()]
+    if jsonl:
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        documents = [r["document"] if isinstance(r, dict) else str(r) for r in rows]
+    try:
+        model = load_summarizer(model_uri, tracking_uri)
+    except Exception as exc:
+        fail(f"cannot load {model_uri}: {exc}", code=1)
+    for summary in model.predict({"document": documents})["summary"]:
+        print(summary)
+        print()
 
 
 def main() -> None:

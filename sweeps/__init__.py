@@ -1,0 +1,1 @@
+"""A sweep: YAML spec -> search space -> Optuna inside Ray Tune -> Pareto frontier."""

@@ -1,0 +1,106 @@
+"""Driver-side Ray Tune callbacks: MLflow logging and the live progress display."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ray.tune import Callback
+
+from sweeps.spec import SweepSpec
+from trials.spec import TrialReport
+
+log = logging.getLogger(__name__)
+
+
+class MlflowTrialCallback(Callback):
+    """Logs each trial from the driver; MLflow being down loses nothing (reconciled at the end)."""
+
+    def __init__(self, sweep_json: str, runs, baseline: dict):
+        self.sweep_json = sweep_json
+        self.runs = runs
+        self.baseline = baseline
+
+    def _spec(self, config: dict):
+        return SweepSpec.model_validate_json(self.sweep_json).trial_spec(config)
+
+    def _safely(self, what: str, fn, *args):
+        try:
+            return fn(*args)
+        except Exception as exc:  # the tracking server may be down: results stay on disk
+            log.warning("MLflow %s failed (%s); it will be logged when the sweep finishes", what, exc)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        spec = self._spec(trial.config)
+        self._safely("start", self.runs.trial_started, spec.trial_id(), spec.short_name(), spec.knobs())
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        from trials.measure import relative_metrics
+
+        path = Path(trial.last_result.get("report_path", ""))
+        if not path.is_file():
+            return
+        report = TrialReport.from_json(path.read_text())
+        relative = relative_metrics(report.metrics, self.baseline) if report.ok else {}
+        self._safely("log", self.runs.trial_finished, report, relative, path)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        spec = self._spec(trial.config)
+        error = str(getattr(trial, "error_file", "") or "the trial's worker died")
+        self._safely("error", self.runs.trial_errored, spec.trial_id(), spec.short_name(), spec.knobs(), error)
+
+
+class ProgressCallback(Callback):
+    """Trials done / running / failed and the best speedup within constraints, live."""
+
+    def __init__(self, total: int, constraints: list[str]):
+        self.total = total
+        self.constraints = constraints
+        self._progress = None
+        self._task = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_progress"] = state["_task"] = None
+        return state
+
+    def _bar(self):
+        if self._progress is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), TextColumn("{task.description}"), transient=False)
+            self._progress.start()
+            self._task = self._progress.add_task("", total=self.total)
+        return self._progress
+
+    def _describe(self, trials) -> str:
+        from sweeps.spec import constraint_violation
+
+        done = [t for t in trials if t.status in ("TERMINATED", "ERROR")]
+        counts: dict[str, int] = {}
+        best = None
+        for t in done:
+            status = t.last_result.get("status", "failed") if t.status == "TERMINATED" else "error"
+            counts[status] = counts.get(status, 0) + 1
+            metrics = {k.removeprefix("m_"): v for k, v in t.last_result.items() if isinstance(v, float)}
+            if status == "ok" and all(constraint_violation(c, metrics) <= 0 for c in self.constraints):
+                speed = metrics.get("speedup")
+                best = max(best or 0, speed or 0)
+        running = sum(1 for t in trials if t.status == "RUNNING")
+        parts = [f"{k} {v}" for k, v in sorted(counts.items())] + [f"running {running}"]
+        if best:
+            parts.append(f"best speedup within constraints {best:.2f}x")
+        return " | ".join(parts)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._bar().update(self._task, description=self._describe(trials))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._bar().update(self._task, advance=1, description=self._describe(trials))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.on_trial_complete(iteration, trials, trial)
+
+    def on_experiment_end(self, trials, **info):
+        if self._progress is not None:
+            self._progress.stop()

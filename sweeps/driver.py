@@ -1,0 +1,194 @@
+"""Launch and resume sweeps: baseline first, then Ray Tune + Optuna, then frontier and logging."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sweeps import pareto
+from sweeps.spec import SweepSpec
+from sweeps.trainable import constraint_keys, run_or_reuse, sweep_trial, trials_dir
+from trials.measure import relative_metrics
+from trials.spec import TrialReport
+
+SPEC_FILE = "sweep.json"
+
+
+class SweepError(RuntimeError):
+    """A sweep that cannot start or go on; the message says why and what to do."""
+
+
+@dataclass
+class SweepResult:
+    sweep: SweepSpec
+    baseline: TrialReport
+    rows: list[pareto.TrialRow]
+    frontier: list[pareto.TrialRow]
+    tracking_uri: str
+    artifacts: list[Path]
+    wall_s: float
+
+
+def prepare_dir(sweep: SweepSpec, resume: bool) -> Path:
+    directory = sweep.sweep_dir()
+    saved = directory / SPEC_FILE
+    if saved.exists():
+        old = SweepSpec.model_validate_json(saved.read_text())
+        if old.spec_hash() != sweep.spec_hash() and not resume:
+            raise SweepError(f"a different sweep named {sweep.name!r} already exists in {directory}; "
+                             f"give this one another name, or delete that folder to start over")
+    directory.mkdir(parents=True, exist_ok=True)
+    saved.write_text(sweep.model_dump_json(indent=2))
+    return directory
+
+
+def load_saved(name: str, storage: str = ".infersweep/sweeps") -> SweepSpec:
+    path = Path(storage).expanduser().resolve() / name / SPEC_FILE
+    if not path.exists():
+        raise SweepError(f"no sweep named {name!r} under {Path(storage).resolve()}; "
+                         f"launch it first (infersweep launch SPEC) or pass --storage")
+    return SweepSpec.model_validate_json(path.read_text())
+
+
+def trial_resources(sweep: SweepSpec) -> dict:
+    resources = {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu}
+    if sweep.resources.accelerator_type:
+        resources[f"accelerator_type:{sweep.resources.accelerator_type}"] = 0.001
+    return resources
+
+
+def _run_remote_trial(sweep_json: str, knobs: dict) -> str:
+    sweep = SweepSpec.model_validate_json(sweep_json)
+    report, _, _ = run_or_reuse(sweep, knobs)
+    return report.to_json()
+
+
+def run_baseline(sweep: SweepSpec) -> TrialReport:
+    """The baseline in a fresh worker process, like every trial; reused if already done."""
+    import ray
+
+    resources = trial_resources(sweep)
+    task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_calls=1)(_run_remote_trial)
+    report = TrialReport.from_json(ray.get(task.remote(sweep.model_dump_json(), sweep.baseline.model_dump())))
+    if report.status != "ok":
+        raise SweepError(f"the baseline ({report.spec.short_name()}) did not run: {report.status}: "
+                         f"{report.reason}. Fix the baseline in the sweep spec; nothing else was started")
+    return report
+
+
+def _check_resources(sweep: SweepSpec) -> None:
+    from cluster.connect import missing_resources
+
+    request = {"CPU": sweep.resources.cpu, "GPU": sweep.resources.gpu}
+    if sweep.resources.accelerator_type:
+        request[f"accelerator_type:{sweep.resources.accelerator_type}"] = 0.001
+    reason = missing_resources(request)
+    if reason:
+        raise SweepError(reason)
+
+
+def _tuner(sweep: SweepSpec, directory: Path, baseline: TrialReport, runs, resume: bool, progress: bool):
+    from ray import tune
+
+    from sweeps.callbacks import MlflowTrialCallback, ProgressCallback
+    from sweeps.search import num_samples, searcher
+
+    baseline_json = json.dumps(baseline.metrics)
+    trainable = tune.with_resources(
+        tune.with_parameters(sweep_trial, sweep_json=sweep.model_dump_json(), baseline_json=baseline_json),
+        trial_resources(sweep))
+    tune_dir = directory / "tune"
+    if resume and tune.Tuner.can_restore(str(tune_dir)):
+        return tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_errored=True)
+    if tune_dir.exists():  # a finished or unrestorable run: start a fresh one, results are reused
+        tune_dir.rename(directory / f"tune-{int(time.time())}")
+    callbacks = [MlflowTrialCallback(sweep.model_dump_json(), runs, baseline.metrics)]
+    if progress:
+        callbacks.append(ProgressCallback(num_samples(sweep), sweep.constraints))
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher(sweep, constraint_keys(sweep)),
+                                    num_samples=num_samples(sweep), reuse_actors=False),
+        run_config=tune.RunConfig(name="tune", storage_path=str(directory), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=sweep.search.max_failures)),
+    )
+
+
+def collect_rows(sweep: SweepSpec, baseline: TrialReport) -> list[pareto.TrialRow]:
+    """Every trial report on disk: the source of truth (MLflow is reconciled from it)."""
+    rows = []
+    for path in sorted(trials_dir(sweep).glob("*/report.json")):
+        report = TrialReport.from_json(path.read_text())
+        metrics = dict(report.metrics)
+        if report.ok:
+            metrics.update(relative_metrics(report.metrics, baseline.metrics))
+        rows.append(pareto.TrialRow(report.trial_id, report.status, report.spec.knobs(), metrics,
+                                    report.reason, baseline=report.trial_id == baseline.trial_id))
+    return rows
+
+
+def reconcile(sweep: SweepSpec, runs, baseline: TrialReport) -> int:
+    """Log every report on disk that MLflow does not have yet (idempotent)."""
+    logged = 0
+    for path in sorted(trials_dir(sweep).glob("*/report.json")):
+        report = TrialReport.from_json(path.read_text())
+        relative = relative_metrics(report.metrics, baseline.metrics) if report.ok else {}
+        runs.trial_finished(report, relative, path)
+        logged += 1
+    return logged
+
+
+def quiet_ray_and_mlflow() -> None:
+    """Our progress bar and tables replace Ray's and MLflow's console output."""
+    import logging
+    import os
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    for name in ("mlflow", "alembic", "optuna", "ray.tune"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # GridSampler stops the study when the grid is exhausted; Ray warns about it harmlessly
+    logging.getLogger("ray.tune.search.optuna.optuna_search").setLevel(logging.ERROR)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def run_sweep(sweep: SweepSpec, address: str | None = None, tracking_uri: str | None = None,
+              resume: bool = False, progress: bool = True, say=print) -> SweepResult:
+    from cluster.connect import connect
+    from tracking.store import resolve_uri
+    from tracking.sweep_runs import SweepRuns
+
+    started = time.perf_counter()
+    quiet_ray_and_mlflow()
+    directory = prepare_dir(sweep, resume)
+    uri = resolve_uri(tracking_uri or sweep.tracking.uri)
+    runs = SweepRuns(sweep.name, uri, sweep.tracking.experiment, sweep.spec_hash())
+    runs.parent_run_id()  # creates the store and experiment on the driver before any worker
+    connect(address, tracking_uri=uri)
+    _check_resources(sweep)
+    say(f"baseline {sweep.trial_spec(sweep.baseline.model_dump()).short_name()} ...")
+    baseline = run_baseline(sweep)
+    runs.trial_finished(baseline, relative_metrics(baseline.metrics, baseline.metrics), trials_dir(sweep) / baseline.trial_id / "report.json")
+    say(f"baseline: {baseline.metrics['latency_ms_per_sample']:.1f} ms/sample, "
+        f"ROUGE-Lsum {baseline.metrics['rougeLsum']:.2f}")
+    tuner = _tuner(sweep, directory, baseline, runs, resume, progress)
+    tuner.fit()
+    return finish(sweep, baseline, runs, uri, started)
+
+
+def finish(sweep: SweepSpec, baseline: TrialReport, runs, uri: str, started: float) -> SweepResult:
+    reconcile(sweep, runs, baseline)
+    rows = collect_rows(sweep, baseline)
+    objectives = [(o.metric, o.mode) for o in sweep.objectives]
+    front = pareto.frontier(rows, objectives, sweep.constraints)
+    artifacts = pareto.write_frontier(front, sweep.sweep_dir())
+    summary = sweep.sweep_dir() / "trials.json"
+    summary.write_text(json.dumps([r.__dict__ for r in rows], indent=2))
+    artifacts.append(summary)
+    runs.close([r.trial_id for r in front], artifacts)
+    for row in front:
+        runs.log_model_artifacts(row.trial_id, trials_dir(sweep) / row.trial_id)
+    return SweepResult(sweep, baseline, rows, front, uri, artifacts, time.perf_counter() - started)

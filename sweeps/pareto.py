@@ -1,0 +1,71 @@
+"""The Pareto frontier among feasible, constraint-satisfying trials (pure functions)."""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class TrialRow:
+    trial_id: str
+    status: str
+    knobs: dict
+    metrics: dict = field(default_factory=dict)
+    reason: str = ""
+    baseline: bool = False
+
+
+def satisfies(row: TrialRow, constraints: list[str]) -> bool:
+    from sweeps.spec import constraint_violation
+
+    return row.status == "ok" and all(constraint_violation(c, row.metrics) <= 0 for c in constraints)
+
+
+def dominates(a: dict, b: dict, objectives: list[tuple[str, str]]) -> bool:
+    """a is no worse than b on every objective and better on one."""
+    better = False
+    for metric, mode in objectives:
+        x, y = a[metric], b[metric]
+        if (x > y) if mode == "min" else (x < y):
+            return False
+        if x != y:
+            better = True
+    return better
+
+
+def frontier(rows: list[TrialRow], objectives: list[tuple[str, str]], constraints: list[str]) -> list[TrialRow]:
+    """Non-dominated rows among those that ran and meet every constraint."""
+    candidates = [r for r in rows if satisfies(r, constraints)
+                  and all(m in r.metrics for m, _ in objectives)]
+    return [r for r in candidates
+            if not any(dominates(o.metrics, r.metrics, objectives) for o in candidates if o is not r)]
+
+
+def hypervolume_2d(points: list[tuple[float, float]], reference: tuple[float, float]) -> float:
+    """Area dominated by `points` (both objectives minimized) up to `reference`."""
+    inside = sorted(p for p in points if p[0] < reference[0] and p[1] < reference[1])
+    area, best_y = 0.0, reference[1]
+    for x, y in inside:
+        if y < best_y:
+            area += (reference[0] - x) * (best_y - y)
+            best_y = y
+    return area
+
+
+COLUMNS = ["trial_id", "runtime", "precision", "pruning", "prune_ratio", "batch_size",
+           "speedup", "memory_reduction_pct", "rouge_drop_pct", "latency_ms_per_sample",
+           "peak_memory_mb", "model_size_mb", "rougeLsum"]
+
+
+def write_frontier(rows: list[TrialRow], directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, csv_path = directory / "pareto.json", directory / "pareto.csv"
+    json_path.write_text(json.dumps([asdict(r) for r in rows], indent=2))
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({"trial_id": r.trial_id, **r.knobs, **r.metrics})
+    return [json_path, csv_path]

@@ -1,0 +1,43 @@
+"""Console tables for a sweep: the frontier with speedup, memory and ROUGE drop vs the baseline."""
+from __future__ import annotations
+
+from rich.table import Table
+
+from sweeps.pareto import TrialRow
+
+
+def _knob_text(knobs: dict) -> str:
+    prune = f"{knobs['pruning']} {knobs['prune_ratio']:g}" if knobs.get("pruning", "none") != "none" else "dense"
+    return f"{knobs['runtime']} {knobs['precision']} {prune} b{knobs['batch_size']}"
+
+
+def frontier_table(rows: list[TrialRow], title: str = "Pareto frontier") -> Table:
+    table = Table(title=title)
+    for col in ("trial", "knobs", "speedup", "memory −%", "ROUGE drop %", "ms/sample", "peak MiB", "size MiB", "ROUGE-Lsum"):
+        table.add_column(col, justify="left" if col in ("trial", "knobs") else "right")
+    for r in sorted(rows, key=lambda r: -r.metrics.get("speedup", 0)):
+        m = r.metrics
+        table.add_row(r.trial_id + (" (baseline)" if r.baseline else ""), _knob_text(r.knobs),
+                      f"{m.get('speedup', 0):.2f}x", f"{m.get('memory_reduction_pct', 0):.1f}",
+                      f"{m.get('rouge_drop_pct', 0):.2f}", f"{m['latency_ms_per_sample']:.1f}",
+                      f"{m['peak_memory_mb']:.0f}", f"{m['model_size_mb']:.1f}", f"{m['rougeLsum']:.2f}")
+    return table
+
+
+def status_counts(rows: list[TrialRow]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return counts
+
+
+def reasons_table(rows: list[TrialRow]) -> Table | None:
+    bad = [r for r in rows if r.status != "ok"]
+    if not bad:
+        return None
+    table = Table(title="Trials that did not run")
+    for col in ("trial", "knobs", "status", "reason"):
+        table.add_column(col)
+    for r in bad:
+        table.add_row(r.trial_id, _knob_text(r.knobs), r.status, r.reason)
+    return table

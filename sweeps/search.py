@@ -1,0 +1,69 @@
+"""The search: Optuna samplers inside Ray Tune, with constraints Optuna can learn from."""
+from __future__ import annotations
+
+from ray.tune.search.optuna import OptunaSearch
+
+from sweeps.spec import SweepSpec
+
+
+class ConstrainedOptunaSearch(OptunaSearch):
+    """OptunaSearch that passes constraint values to Optuna (value > 0 = violated).
+
+    Ray's OptunaSearch never calls `set_constraint`; TPE and NSGA-II read it, and
+    `study.best_trials` then leaves violating trials out.
+    """
+
+    def __init__(self, *args, constraint_keys=("infeasible",), **kwargs):
+        self._constraint_keys = tuple(constraint_keys)
+        super().__init__(*args, **kwargs)
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is not None and result and not error:
+            for key in self._constraint_keys:
+                if key in result:
+                    ot_trial.set_constraint(key, float(result[key]))
+        super().on_trial_complete(trial_id, result=result, error=error)
+
+
+def optuna_space(sweep: SweepSpec) -> dict:
+    import optuna
+
+    return {name: optuna.distributions.CategoricalDistribution(values)
+            for name, values in sweep.space.axes().items()}
+
+
+def sampler(sweep: SweepSpec):
+    import optuna
+
+    seed, algorithm = sweep.search.seed, sweep.search.algorithm
+    if algorithm == "grid":
+        return optuna.samplers.GridSampler(sweep.space.axes(), seed=seed)
+    if algorithm == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if algorithm == "nsga2":
+        # the default population (50) would be random search for small budgets
+        population = max(4, min(50, sweep.search.num_trials // 3))
+        return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True,
+                                      n_startup_trials=min(6, max(2, sweep.search.num_trials // 3)))
+
+
+def num_samples(sweep: SweepSpec) -> int:
+    if sweep.search.algorithm == "grid":
+        return min(sweep.search.num_trials, len(sweep.space.grid()))
+    return sweep.search.num_trials
+
+
+def searcher(sweep: SweepSpec, constraint_keys: list[str]):
+    from ray.tune.search import ConcurrencyLimiter
+
+    search = ConstrainedOptunaSearch(
+        space=optuna_space(sweep),
+        metric=[o.metric for o in sweep.objectives],
+        mode=[o.mode for o in sweep.objectives],
+        sampler=sampler(sweep),
+        study_name=f"infersweep-{sweep.name}",
+        constraint_keys=constraint_keys,
+    )
+    return ConcurrencyLimiter(search, max_concurrent=sweep.search.max_concurrent)

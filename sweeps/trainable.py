@@ -1,0 +1,63 @@
+"""What a Ray worker runs for one sweep trial. Importable (never __main__): Ray pickles by path."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sweeps.spec import SweepSpec, constraint_violation
+from trials.measure import relative_metrics
+from trials.spec import TrialReport
+
+WORST = {"min": 1e6, "max": -1e6}
+INFEASIBLE_KEY = "infeasible"
+
+
+def constraint_keys(sweep: SweepSpec) -> list[str]:
+    return [INFEASIBLE_KEY] + [f"constraint_{i}" for i in range(len(sweep.constraints))]
+
+
+def trials_dir(sweep: SweepSpec) -> Path:
+    return sweep.sweep_dir() / "trials"
+
+
+def run_or_reuse(sweep: SweepSpec, knobs: dict) -> tuple[TrialReport, Path, bool]:
+    """Run the trial for `knobs` unless its report already exists (duplicates, resumes)."""
+    from trials.engine import run_trial
+
+    spec = sweep.trial_spec(knobs)
+    directory = trials_dir(sweep) / spec.trial_id()
+    path = directory / "report.json"
+    if path.exists():
+        return TrialReport.from_json(path.read_text()), path, True
+    return run_trial(spec, directory), path, False
+
+
+def tune_result(sweep: SweepSpec, report: TrialReport, baseline: dict) -> dict:
+    """Every objective finite (worst case when the trial did not run) plus constraint values
+    (> 0 = violated) so the sampler learns to avoid infeasible corners."""
+    ok = report.status == "ok"
+    metrics = {**report.metrics, **relative_metrics(report.metrics, baseline)} if ok else {}
+    result = {o.metric: float(metrics.get(o.metric, WORST[o.mode])) for o in sweep.objectives}
+    result[INFEASIBLE_KEY] = 0.0 if ok else 1.0
+    for i, text in enumerate(sweep.constraints):
+        result[f"constraint_{i}"] = float(constraint_violation(text, metrics)) if ok else 1.0
+    result.update({f"m_{k}": float(v) for k, v in metrics.items() if o_not_in(k, sweep)})
+    result.update(status=report.status, trial_id=report.trial_id)
+    return result
+
+
+def o_not_in(metric: str, sweep: SweepSpec) -> bool:
+    return metric not in {o.metric for o in sweep.objectives}
+
+
+def sweep_trial(config: dict, sweep_json: str, baseline_json: str) -> dict:
+    """The Ray Tune function trainable: one trial in this (fresh) worker process."""
+    from ray import tune
+
+    sweep = SweepSpec.model_validate_json(sweep_json)
+    baseline = json.loads(baseline_json)
+    report, path, reused = run_or_reuse(sweep, config)
+    result = tune_result(sweep, report, baseline)
+    result.update(report_path=str(path), reused=reused)
+    tune.report(result)
+    return result

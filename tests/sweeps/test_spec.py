@@ -1,0 +1,62 @@
+import pytest
+
+from sweeps.spec import SweepSpecError, constraint_violation, load_sweep_spec
+
+SPECS = __import__("pathlib").Path(__file__).resolve().parents[2] / "sweeps" / "specs"
+
+
+def write(tmp_path, text):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", ["quickstart.yaml", "bart-cnn.yaml"])
+def test_shipped_specs_validate(name):
+    sweep = load_sweep_spec(SPECS / name)
+    assert sweep.search.num_trials >= 1 and sweep.space.grid()
+
+
+def test_quickstart_has_a_baseline_and_a_dozen_trials():
+    sweep = load_sweep_spec(SPECS / "quickstart.yaml")
+    assert sweep.search.num_trials >= 12
+    assert sweep.baseline.precision == "fp32" and sweep.baseline.runtime == "torch"
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("name: a\nspace: {precison: [fp32]}\n", "space.precison: unknown key"),
+    ("name: a\nsearch: {num_trials: many}\n", "search.num_trials: Input should be a valid integer"),
+    ("name: a\nspace: {batch_size: []}\n", "space.batch_size: batch sizes must be a non-empty list"),
+    ("name: a\nspace: {pruning: {methods: [unstructured], ratios: [0]}}\n", "space.pruning is empty"),
+    ("name: a\nspace: {runtime: [tvm]}\n", "unknown runtime 'tvm'; valid: torch"),
+    ("name: a\nconstraints: ['rouge falls a bit']\n", "must look like 'METRIC <= NUMBER'"),
+    ("name: a\nobjectives: [{metric: speed, mode: min}]\n", "unknown metric 'speed'"),
+    ("name: 'a b'\n", "name: use letters"),
+    ("- just\n- a list\n", "expected a mapping"),
+    ("name: [unclosed\n", "not valid YAML"),
+])
+def test_bad_specs_name_the_key_and_the_fix(tmp_path, text, needle):
+    with pytest.raises(SweepSpecError) as info:
+        load_sweep_spec(write(tmp_path, text))
+    assert needle in str(info.value)
+
+
+def test_missing_file():
+    with pytest.raises(SweepSpecError, match="not found; try sweeps/specs/quickstart.yaml"):
+        load_sweep_spec("/no/such.yaml")
+
+
+def test_overrides_and_trial_specs(tmp_path):
+    sweep = load_sweep_spec(write(tmp_path, "name: a\nspace: {pruning: {methods: [none, unstructured], ratios: [0.2]}}\n"),
+                            **{"search.num_trials": 3})
+    assert sweep.search.num_trials == 3
+    assert sweep.space.pruning_choices() == ["none", "unstructured:0.2"]
+    spec = sweep.trial_spec({"precision": "fp32", "runtime": "torch", "pruning": "unstructured:0.2", "batch_size": 2})
+    assert (spec.pruning, spec.prune_ratio, spec.batch_size) == ("unstructured", 0.2, 2)
+
+
+def test_constraint_sign_follows_optuna():
+    assert constraint_violation("rouge_drop_pct <= 1.0", {"rouge_drop_pct": 0.5}) < 0
+    assert constraint_violation("rouge_drop_pct <= 1.0", {"rouge_drop_pct": 2.0}) == pytest.approx(1.0)
+    assert constraint_violation("speedup >= 2", {"speedup": 1.5}) == pytest.approx(0.5)
+    assert constraint_violation("speedup >= 2", {}) > 0

@@ -1,0 +1,151 @@
+"""A small sweep end to end on real Ray (local), real Optuna and real MLflow."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sweeps.driver import run_sweep
+from sweeps.spec import load_sweep_spec
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+SMALL = """
+name: {name}
+dataset: {{path: sample, n: 2}}
+baseline: {{batch_size: 1}}
+space:
+  precision: [fp32, int8_dynamic, fp16]
+  batch_size: [1, 2]
+search: {{algorithm: {algorithm}, num_trials: {trials}, seed: 1}}
+resources: {{cpu: 1}}
+trial: {{warmup: 0, repeats: 1}}
+storage: {{path: {storage}}}
+"""
+
+
+def small_sweep(tmp_path, name="small", algorithm="grid", trials=6):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(SMALL.format(name=name, algorithm=algorithm, trials=trials, storage=tmp_path / "sweeps"))
+    return path
+
+
+def mlflow_runs(uri: str, sweep: str):
+    from tracking.sweep_runs import SweepRuns
+
+    return SweepRuns(sweep, uri).trial_runs()
+
+
+def check_runs(uri: str, sweep_dir: Path, sweep: str):
+    """Exactly one finished run per trial on disk, none RUNNING, reasons visible."""
+    runs = mlflow_runs(uri, sweep)
+    by_trial = {}
+    for run in runs:
+        by_trial.setdefault(run.data.tags["infersweep.trial_id"], []).append(run)
+    on_disk = {p.parent.name: json.loads(p.read_text()) for p in (sweep_dir / "trials").glob("*/report.json")}
+    assert set(by_trial) == set(on_disk)
+    for trial_id, trial_runs in by_trial.items():
+        assert len(trial_runs) == 1, f"{trial_id} logged {len(trial_runs)} times"
+        run, report = trial_runs[0], on_disk[trial_id]
+        assert run.info.status == ("FINISHED" if report["status"] == "ok" else "FAILED")
+        assert run.data.tags["status"] == report["status"]
+        if report["status"] == "infeasible":
+            assert "CUDA" in run.data.tags["reason"]
+    return by_trial
+
+
+def test_grid_sweep_logs_every_trial_and_finds_a_frontier(tmp_path, ray_local):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep = load_sweep_spec(small_sweep(tmp_path))
+    result = run_sweep(sweep, tracking_uri=uri, progress=False, say=lambda _: None)
+    statuses = sorted(r.status for r in result.rows)
+    assert statuses.count("infeasible") == 2 and statuses.count("ok") == 4  # fp16 x 2 batch sizes
+    assert result.frontier and all(r.status == "ok" for r in result.frontier)
+    by_trial = check_runs(uri, sweep.sweep_dir(), "small")
+    pareto_ids = {r.trial_id for r in result.frontier}
+    for trial_id, (run,) in by_trial.items():
+        assert run.data.tags["pareto"] == str(trial_id in pareto_ids).lower()
+        if run.info.status == "FINISHED":
+            assert {"latency_ms_per_sample", "rougeLsum", "speedup", "rouge_drop_pct"} <= set(run.data.metrics)
+            assert run.data.params["precision"] in ("fp32", "int8_dynamic")
+    assert (sweep.sweep_dir() / "pareto.csv").exists()
+
+    # launching the same sweep again runs and logs nothing twice
+    again = run_sweep(sweep, tracking_uri=uri, progress=False, say=lambda _: None)
+    assert len(again.rows) == len(result.rows)
+    check_runs(uri, sweep.sweep_dir(), "small")
+
+
+def test_optuna_sweep_against_a_real_mlflow_server(tmp_path, ray_local, mlflow_server):
+    sweep = load_sweep_spec(small_sweep(tmp_path, name="served", algorithm="tpe", trials=4))
+    result = run_sweep(sweep, tracking_uri=mlflow_server, progress=False, say=lambda _: None)
+    assert any(r.status == "ok" for r in result.rows)
+    check_runs(mlflow_server, sweep.sweep_dir(), "served")
+
+
+def cli(*args, env=None, **kw):
+    return subprocess.run([sys.executable, "-m", "infersweep", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, **kw)
+
+
+def test_promote_then_load_in_a_fresh_process_and_summarize(tmp_path, ray_local):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep = load_sweep_spec(small_sweep(tmp_path, name="promo"))
+    run_sweep(sweep, tracking_uri=uri, progress=False, say=lambda _: None)
+    storage = str(tmp_path / "sweeps")
+
+    nothing = cli("promote", "promo", "--where", "rouge_drop_pct <= -50", "--tracking-uri", uri, "--storage", storage)
+    assert nothing.returncode == 1 and "Nothing was registered" in nothing.stderr
+
+    done = cli("promote", "promo", "--where", "rouge_drop_pct <= 100", "--minimize", "latency_ms_per_sample",
+               "--name", "promo-model", "--tracking-uri", uri, "--storage", storage)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "version 1" in done.stdout and "@champion" in done.stdout
+
+    loader = ("import mlflow, mlflow.pyfunc; mlflow.set_tracking_uri(%r); mlflow.set_registry_uri(%r); "
+              "m = mlflow.pyfunc.load_model('models:/promo-model@champion'); "
+              "print(m.predict({'document': ['The mayor opened a bridge on Monday. It cost 3 million dollars. "
+              "Drivers said it cut their commute in half. The old bridge will close.']})['summary'][0])") % (uri, uri)
+    loaded = subprocess.run([sys.executable, "-c", loader], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert "bridge" in loaded.stdout
+
+    article = tmp_path / "article.txt"
+    article.write_text("The council voted on Tuesday to build a park. The park will have a pond. "
+                       "Work starts next spring. Residents welcomed the plan.")
+    summary = cli("summarize", "models:/promo-model@champion", str(article), "--tracking-uri", uri)
+    assert summary.returncode == 0, summary.stderr[-3000:]
+    assert "park" in summary.stdout
+
+    from tracking.store import client
+
+    version = client(uri).get_model_version_by_alias("promo-model", "champion")
+    assert version.tags["sweep"] == "promo" and "metric.latency_ms_per_sample" in version.tags
+
+
+def test_killed_sweep_resumes_without_rerunning_or_double_logging(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = small_sweep(tmp_path, name="killed", algorithm="tpe", trials=5)
+    sweep = load_sweep_spec(spec)
+    trials = sweep.sweep_dir() / "trials"
+    proc = subprocess.Popen([sys.executable, "-m", "infersweep", "launch", str(spec), "--tracking-uri", uri],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(trials.glob("*/report.json"))) < 3:  # baseline + 2
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {p.parent.name: p.stat().st_mtime_ns for p in trials.glob("*/report.json")}
+    assert len(before) >= 3
+
+    resumed = cli("resume", "killed", "--tracking-uri", uri, "--storage", str(tmp_path / "sweeps"), timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = {p.parent.name: p.stat().st_mtime_ns for p in trials.glob("*/report.json")}
+    assert all(after[k] == v for k, v in before.items()), "a finished trial was run again"
+    by_trial = check_runs(uri, sweep.sweep_dir(), "killed")
+    assert not [r for runs in by_trial.values() for r in runs if r.info.status == "RUNNING"]

@@ -1,0 +1,154 @@
+"""The MLflow side of a sweep: a parent run, one nested run per trial, idempotent by trial id.
+
+Every method is safe to call again (a retry, a resume, a reconcile after the server was down):
+runs are found by tag before anything is created, and a FINISHED run is never logged twice.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from tracking import store
+
+log = logging.getLogger(__name__)
+TAG_SWEEP = "infersweep.sweep"
+TAG_TRIAL = "infersweep.trial_id"
+TAG_KIND = "infersweep.kind"
+PARENT_TAG = "mlflow.parentRunId"
+STATUS_TO_RUN = {"ok": "FINISHED", "infeasible": "FAILED", "oom": "FAILED", "failed": "FAILED"}
+
+
+class SweepRuns:
+    """Picklable (holds no client): Ray stores it with the sweep for resume."""
+
+    def __init__(self, sweep_name: str, uri: str, experiment: str | None = None, spec_hash: str = ""):
+        self.sweep_name = sweep_name
+        self.uri = uri
+        self.experiment_name = experiment or f"infersweep/{sweep_name}"
+        self.spec_hash = spec_hash
+        self._client = None
+        self._experiment_id = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_client"] = None
+        return state
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = store.client(self.uri)
+            self._experiment_id = store.ensure_experiment(self._client, self.experiment_name, self.uri)
+        return self._client
+
+    @property
+    def experiment_id(self) -> str:
+        _ = self.client
+        return self._experiment_id
+
+    def _find(self, kind: str, trial_id: str | None = None):
+        query = f"tags.`{TAG_SWEEP}` = '{self.sweep_name}' and tags.`{TAG_KIND}` = '{kind}'"
+        if trial_id:
+            query += f" and tags.`{TAG_TRIAL}` = '{trial_id}'"
+        runs = self.client.search_runs([self.experiment_id], filter_string=query, max_results=50)
+        return runs[0] if runs else None
+
+    def parent_run_id(self) -> str:
+        """The sweep's parent run, created once and re-opened on resume."""
+        run = self._find("sweep")
+        if run is None:
+            run = self.client.create_run(self.experiment_id, run_name=self.sweep_name,
+                                         tags={TAG_SWEEP: self.sweep_name, TAG_KIND: "sweep",
+                                               "infersweep.spec_hash": self.spec_hash})
+        elif run.info.status != "RUNNING":
+            self.client.update_run(run.info.run_id, status="RUNNING")
+        return run.info.run_id
+
+    def trial_started(self, trial_id: str, name: str, knobs: dict) -> str | None:
+        """Create (or re-open) the trial's run as RUNNING; a completely logged one is left alone."""
+        run = self._find("trial", trial_id)
+        if run is None:
+            run = self.client.create_run(
+                self.experiment_id, run_name=name,
+                tags={TAG_SWEEP: self.sweep_name, TAG_KIND: "trial", TAG_TRIAL: trial_id,
+                      PARENT_TAG: self.parent_run_id()})
+            for key, value in knobs.items():
+                self.client.log_param(run.info.run_id, key, value)
+        elif run.data.tags.get("infersweep.logged") == "1":  # already complete: leave it as it is
+            return run.info.run_id
+        else:
+            self.client.update_run(run.info.run_id, status="RUNNING")
+        return run.info.run_id
+
+    def trial_finished(self, report, relative: dict[str, float], report_path: Path | None = None) -> str:
+        """Log a finished trial's report once: params, metrics, tags, the report as an artifact."""
+        run_id = self.trial_started(report.trial_id, report.spec.short_name(), report.spec.knobs())
+        run = self.client.get_run(run_id)
+        if run.data.tags.get("infersweep.logged") == "1":
+            return run_id
+        if report.metrics or relative:
+            now = int(time.time() * 1000)
+            from mlflow.entities import Metric
+
+            metrics = [Metric(k, float(v), now, 0) for k, v in {**report.metrics, **relative}.items()]
+            self.client.log_batch(run_id, metrics=metrics)
+        tags = {"status": report.status, "reason": report.reason[:4000], "model": report.spec.model,
+                "task": report.spec.task, "dataset": report.spec.dataset,
+                **{f"hardware.{k}": str(v) for k, v in report.hardware.items() if k != "extras"},
+                **{f"version.{k}": v for k, v in report.versions.items()}}
+        if report.reason:
+            tags["mlflow.note.content"] = f"**{report.status}**: {report.reason}"
+        for key, value in tags.items():
+            self.client.set_tag(run_id, key, value)
+        if report_path and Path(report_path).exists():
+            self.client.log_artifact(run_id, str(report_path))
+        else:
+            self.client.log_text(run_id, report.to_json(), "report.json")
+        self.client.set_tag(run_id, "infersweep.logged", "1")
+        self.client.set_terminated(run_id, status=STATUS_TO_RUN[report.status])
+        return run_id
+
+    def trial_errored(self, trial_id: str, name: str, knobs: dict, error: str) -> None:
+        """A worker died (not a trial outcome): the run ends FAILED with the error visible."""
+        run_id = self.trial_started(trial_id, name, knobs)
+        self.client.set_tag(run_id, "status", "failed")
+        self.client.set_tag(run_id, "reason", error[:4000])
+        self.client.set_tag(run_id, "mlflow.note.content", f"**worker error**: {error[:2000]}")
+        self.client.set_terminated(run_id, status="FAILED")
+
+    def close(self, pareto_ids: list[str], artifacts: list[Path], status: str = "FINISHED") -> None:
+        """Tag the frontier, log sweep artifacts, end leftover RUNNING runs as KILLED."""
+        parent = self.parent_run_id()
+        for run in self.client.search_runs(
+                [self.experiment_id], filter_string=f"tags.`{TAG_SWEEP}` = '{self.sweep_name}' and "
+                                                    f"tags.`{TAG_KIND}` = 'trial'", max_results=5000):
+            trial_id = run.data.tags.get(TAG_TRIAL)
+            self.client.set_tag(run.info.run_id, "pareto", str(trial_id in pareto_ids).lower())
+            if run.info.status == "RUNNING":
+                self.client.set_tag(run.info.run_id, "reason", "the sweep ended before this trial finished")
+                self.client.set_terminated(run.info.run_id, status="KILLED")
+        for path in artifacts:
+            if Path(path).exists():
+                self.client.log_artifact(parent, str(path))
+        self.client.set_terminated(parent, status=status)
+
+    def log_model_artifacts(self, trial_id: str, directory: Path) -> None:
+        run = self._find("trial", trial_id)
+        if run is not None and Path(directory).exists():
+            self.client.log_artifacts(run.info.run_id, str(directory), "model")
+
+    def run_id_of(self, trial_id: str) -> str | None:
+        run = self._find("trial", trial_id)
+        return run.info.run_id if run else None
+
+    def trial_runs(self) -> list:
+        return self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{TAG_SWEEP}` = '{self.sweep_name}' and tags.`{TAG_KIND}` = 'trial'",
+            max_results=5000)
+
+
+def report_json(report) -> str:
+    return json.dumps(json.loads(report.to_json()), indent=2)

@@ -1,0 +1,63 @@
+"""A servable variant: the transformed model on disk plus the settings to rebuild its engine.
+
+`save_variant` writes the pruned model (save_pretrained) + tokenizer + the trial spec;
+`Summarizer(directory)` loads it, applies the spec's precision on the spec's runtime, and
+summarizes text. Used by promotion (tracking/) and in any fresh process that serves it.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from trials.spec import TrialSpec
+
+MODEL_DIR = "model"
+SPEC_FILE = "variant.json"
+
+
+def save_variant(spec: TrialSpec, directory: Path) -> Path:
+    from trials.models import get_adapter
+    from trials.pruning import apply_pruning
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    adapter = get_adapter(spec.task)(spec)
+    apply_pruning(adapter.module, spec.pruning, spec.prune_ratio)
+    pretrained = getattr(adapter.module, "encoder", adapter.module)
+    pretrained.save_pretrained(directory / MODEL_DIR)
+    adapter.tokenizer.save_pretrained(directory / MODEL_DIR)
+    served = spec.model_copy(update={"model": MODEL_DIR, "pruning": "none", "prune_ratio": 0.0,
+                                     "dataset": "sample", "warmup": 0})
+    (directory / SPEC_FILE).write_text(json.dumps({"spec": json.loads(served.to_json()),
+                                                   "source_spec": json.loads(spec.to_json())}, indent=2))
+    return directory
+
+
+class Summarizer:
+    """Load a saved variant and summarize documents with it."""
+
+    def __init__(self, directory: str | Path, batch_size: int | None = None):
+        from trials.measure import pin_threads
+        from trials.models import get_adapter
+        from trials.runtimes import get_runtime
+
+        directory = Path(directory)
+        saved = json.loads((directory / SPEC_FILE).read_text())
+        spec = TrialSpec.model_validate(saved["spec"])
+        self.spec = spec.model_copy(update={"model": str(directory / spec.model)})
+        self.batch_size = batch_size or self.spec.batch_size
+        pin_threads(self.spec.cpus)
+        self.adapter = get_adapter(self.spec.task)(self.spec)
+        self._workdir = tempfile.mkdtemp(prefix="infersweep-serve-")
+        self.engine = get_runtime(self.spec.runtime).prepare(self.adapter.prepared_model(), self.spec,
+                                                              Path(self._workdir))
+
+    def summarize(self, documents: list[str]) -> list[str]:
+        documents = [str(d) for d in documents]
+        if not documents:
+            return []
+        summaries: list[str] = []
+        for batch in self.adapter.batches(documents, self.batch_size):
+            summaries.extend(self.adapter.summarize_batch(batch, self.engine))
+        return summaries
