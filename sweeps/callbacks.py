@@ -50,10 +50,11 @@ class MlflowTrialCallback(Callback):
 
 
 class ProgressCallback(Callback):
-    """Trials done / running / failed and the best speedup within constraints, live."""
+    """Trials done / running / failed and the current frontier, live."""
 
-    def __init__(self, total: int, constraints: list[str]):
+    def __init__(self, total: int, objectives: list[tuple[str, str]], constraints: list[str]):
         self.total = total
+        self.objectives = objectives
         self.constraints = constraints
         self._progress = None
         self._task = None
@@ -74,22 +75,23 @@ class ProgressCallback(Callback):
         return self._progress
 
     def _describe(self, trials) -> str:
-        from sweeps.spec import constraint_violation
+        from sweeps.pareto import TrialRow, frontier
 
-        done = [t for t in trials if t.status in ("TERMINATED", "ERROR")]
         counts: dict[str, int] = {}
-        best = None
-        for t in done:
+        rows = []
+        for t in trials:
+            if t.status not in ("TERMINATED", "ERROR"):
+                continue
             status = t.last_result.get("status", "failed") if t.status == "TERMINATED" else "error"
             counts[status] = counts.get(status, 0) + 1
             metrics = {k.removeprefix("m_"): v for k, v in t.last_result.items() if isinstance(v, float)}
-            if status == "ok" and all(constraint_violation(c, metrics) <= 0 for c in self.constraints):
-                speed = metrics.get("speedup")
-                best = max(best or 0, speed or 0)
+            rows.append(TrialRow(t.trial_id, status, {}, metrics))
+        front = frontier(rows, self.objectives, self.constraints)
         running = sum(1 for t in trials if t.status == "RUNNING")
         parts = [f"{k} {v}" for k, v in sorted(counts.items())] + [f"running {running}"]
-        if best:
-            parts.append(f"best speedup within constraints {best:.2f}x")
+        if front:
+            best = max(r.metrics.get("speedup", 0.0) for r in front)
+            parts.append(f"frontier {len(front)}, best speedup {best:.2f}x")
         return " | ".join(parts)
 
     def on_trial_start(self, iteration, trials, trial, **info):

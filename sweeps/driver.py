@@ -105,7 +105,8 @@ def _tuner(sweep: SweepSpec, directory: Path, baseline: TrialReport, runs, resum
         tune_dir.rename(directory / f"tune-{int(time.time())}")
     callbacks = [MlflowTrialCallback(sweep.model_dump_json(), runs, baseline.metrics)]
     if progress:
-        callbacks.append(ProgressCallback(num_samples(sweep), sweep.constraints))
+        callbacks.append(ProgressCallback(num_samples(sweep), [(o.metric, o.mode) for o in sweep.objectives],
+                                          sweep.constraints))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher(sweep, constraint_keys(sweep)),
@@ -146,7 +147,10 @@ def quiet_ray_and_mlflow() -> None:
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    for name in ("mlflow", "alembic", "optuna", "ray.tune"):
+    from tracking.store import quiet
+
+    quiet()
+    for name in ("optuna", "ray.tune"):
         logging.getLogger(name).setLevel(logging.WARNING)
     # GridSampler stops the study when the grid is exhausted; Ray warns about it harmlessly
     logging.getLogger("ray.tune.search.optuna.optuna_search").setLevel(logging.ERROR)

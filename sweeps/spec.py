@@ -42,6 +42,11 @@ class DatasetSpec(Strict):
     document_field: str = "document"
     summary_field: str = "summary"
 
+    @field_validator("path")
+    @classmethod
+    def _local(cls, v):
+        return v if v == "sample" or v.startswith("hf:") else _absolute_if_local(v)
+
 
 class Knobs(Strict):
     """One point of the space (also the baseline)."""
@@ -156,7 +161,19 @@ class TrackingSpec(Strict):
 
 
 class StorageSpec(Strict):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
     path: str = ".infersweep/sweeps"
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, v):
+        # workers run in their own folders: relative paths are resolved here, on the driver
+        return str(Path(v).expanduser().resolve())
+
+
+def _absolute_if_local(value: str) -> str:
+    path = Path(value).expanduser()
+    return str(path.resolve()) if path.exists() else value
 
 
 DEFAULT_OBJECTIVES = [Objective(metric="latency_ms_per_sample", mode="min"),
@@ -177,7 +194,12 @@ class SweepSpec(Strict):
     resources: Resources = Resources()
     trial: TrialSettings = TrialSettings()
     tracking: TrackingSpec = TrackingSpec()
-    storage: StorageSpec = StorageSpec()
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v):
+        return _absolute_if_local(v)
 
     @field_validator("name")
     @classmethod

@@ -7,6 +7,16 @@ from pathlib import Path
 LOCAL_ROOT = Path(".infersweep")
 
 
+def quiet() -> None:
+    """MLflow configures its loggers on import; lower them after that."""
+    import logging
+
+    import mlflow  # noqa: F401
+
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def default_uri(root: Path | None = None) -> str:
     root = (root or LOCAL_ROOT).resolve()
     return f"sqlite:///{root / 'mlflow.db'}"

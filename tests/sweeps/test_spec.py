@@ -60,3 +60,12 @@ def test_constraint_sign_follows_optuna():
     assert constraint_violation("rouge_drop_pct <= 1.0", {"rouge_drop_pct": 2.0}) == pytest.approx(1.0)
     assert constraint_violation("speedup >= 2", {"speedup": 1.5}) == pytest.approx(0.5)
     assert constraint_violation("speedup >= 2", {}) > 0
+
+
+def test_relative_paths_are_resolved_on_the_driver(tmp_path, monkeypatch):
+    # Ray workers run in their own folders: a relative path must not be resolved there
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.jsonl").write_text('{"document": "a", "summary": "b"}\n')
+    sweep = load_sweep_spec(write(tmp_path, "name: a\ndataset: {path: data.jsonl}\n"))
+    assert sweep.storage.path == str(tmp_path / ".infersweep" / "sweeps")
+    assert sweep.dataset.path == str(tmp_path / "data.jsonl")
