@@ -4,7 +4,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from dashboards.data import (AXIS_TITLES, LATENCY, MEMORY, ROUGE, ReportData, axis_range, colour_of,
-                             staircase, symbol_of)
+                             staircase, step_line, symbol_of)
 
 GOAL = {LATENCY: "min", ROUGE: "max", MEMORY: "min"}
 BAND_FILL = "rgba(0,158,115,0.10)"
@@ -15,10 +15,11 @@ def scatter(data: ReportData, x: str, y: str, title: str) -> go.Figure:
     """y against x: colour = runtime, symbol = precision, marker area = peak memory."""
     fig = go.Figure()
     points = data.points
-    steps = staircase(points, x, y, GOAL[y])  # drawn first: the points sit on top of it
-    if steps:
+    xr, yr = axis_range(points, x, data.bands), axis_range(points, y, data.bands)
+    xs, ys = step_line(staircase(points, x, y, GOAL[y]), x, y, GOAL[y], xr, yr, data.bands)
+    if xs:  # drawn first: the points sit on top of it
         fig.add_trace(go.Scatter(
-            x=[p.metrics[x] for p in steps], y=[p.metrics[y] for p in steps], mode="lines",
+            x=xs, y=ys, mode="lines",
             line=dict(shape="hv", color="#333333", width=2, dash="dash"), hoverinfo="skip",
             name="Pareto frontier (step)", legendgroup="frontier", legendgrouptitle_text="frontier",
             legendrank=2000))
@@ -36,7 +37,6 @@ def scatter(data: ReportData, x: str, y: str, title: str) -> go.Figure:
                             size=[p.size for p in group], opacity=[1.0 if p.meets_constraints else 0.35 for p in group],
                             line=dict(color=["#111111" if p.on_frontier else "#ffffff" for p in group],
                                       width=[2.5 if p.on_frontier else 0.8 for p in group]))))
-    xr, yr = axis_range(points, x, data.bands), axis_range(points, y, data.bands)
     for band in data.bands:
         if band.axis not in (x, y):
             continue

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dashboards.data import (AXIS_TITLES, LATENCY, MEMORY, ROUGE, ReportData, axis_range, colour_of,
-                             marker_size, staircase, symbol_of)
+                             marker_size, staircase, step_line, symbol_of)
 
 BAND_FILL = (0.0, 0.62, 0.45, 0.10)
 BAND_EDGE = "#009E73"
@@ -37,10 +37,10 @@ def write_png(data: ReportData, path: Path, x: str = LATENCY, y: str = ROUGE, dp
             ax.annotate(f"constraint {band.constraint}", (band.bound, 1), xycoords=("data", "axes fraction"),
                         xytext=(-4, -4), textcoords="offset points", ha="right", va="top", color=BAND_EDGE,
                         fontsize=10, rotation=90)
-    steps = staircase(points, x, y, "max" if y == ROUGE else "min")
-    if steps:
-        ax.step([p.metrics[x] for p in steps], [p.metrics[y] for p in steps], where="post",
-                color="#333333", ls="--", lw=1.8, zorder=2)
+    y_mode = "max" if y == ROUGE else "min"
+    xs, ys = step_line(staircase(points, x, y, y_mode), x, y, y_mode, xr, yr, data.bands)
+    if xs:
+        ax.step(xs, ys, where="post", color="#333333", ls="--", lw=1.8, zorder=2)
     for p in sorted(points, key=lambda p: -p.size):  # big ones first: small ones stay visible
         ax.scatter(p.metrics[x], p.metrics[y], s=(p.size * SCALE) ** 2, c=colour_of(p.runtime, data.runtimes),
                    marker=symbol_of(p.precision, data.precisions)[1], alpha=1.0 if p.meets_constraints else 0.35,
@@ -61,9 +61,9 @@ def write_png(data: ReportData, path: Path, x: str = LATENCY, y: str = ROUGE, dp
         ax.spines[side].set_visible(False)
     largest = max((p.metrics[MEMORY] for p in points), default=0)
     fig.suptitle(f"{data.title}: latency vs ROUGE-Lsum", x=0.01, ha="left", fontsize=14, fontweight="bold")
-    ax.set_title(f"left and up is better · colour = runtime · symbol = precision · marker area ∝ peak memory · "
-                 f"black ring = Pareto frontier · green band = meets the constraints · faded = misses one\n{_counts_text(data)}",
-                 loc="left", fontsize=9.5, color="#555555")
+    ax.set_title("left and up is better · colour = runtime · symbol = precision · marker area ∝ peak memory\n"
+                 "black ring = Pareto frontier · green band = meets the constraints · faded = misses one · "
+                 f"{_counts_text(data)}", loc="left", fontsize=9.5, color="#555555")
     handles = [Line2D([], [], ls="", marker="s", ms=10, color=colour_of(r, data.runtimes), label=r)
                for r in data.runtimes]
     handles += [Line2D([], [], ls="", marker=symbol_of(q, data.precisions)[1], ms=9, color="#777777", label=q)

@@ -105,7 +105,12 @@ def test_figure_has_each_trial_once_with_its_encoding(rows):
         assert trace.marker.symbol == symbol_of(trace.name, data.precisions)[0]
         assert list(trace.customdata) == [LINKS[i] for i in trace.ids]
     step = [t for t in fig.data if t.mode == "lines"]
-    assert len(step) == 1 and step[0].line.shape == "hv" and list(step[0].x) == [90, 110, 150, 200]
+    assert len(step) == 1 and step[0].line.shape == "hv"
+    # from the ROUGE constraint's edge up to the fastest trial, along the staircase, out to the right edge
+    assert list(step[0].x) == [90, 90, 110, 150, 200, fig.layout.xaxis.range[1]]
+    assert list(step[0].y) == [pytest.approx(41.24 * 0.99), 40.9, 41.0, 41.24, 41.3, 41.3]
+    no_band = scatter(report_data(rows, front_ids(rows), OBJECTIVES, [], LINKS), LATENCY, ROUGE, "t")
+    assert [t for t in no_band.data if t.mode == "lines"][0].y[0] == no_band.layout.yaxis.range[0]
     assert any(a.text == "<b>baseline</b>" for a in fig.layout.annotations)
     assert len(fig.layout.shapes) == 2  # the constraint band and its edge
 
