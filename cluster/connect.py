@@ -1,47 +1,233 @@
-"""Connect to Ray: a local instance, an existing cluster (`auto`), or a Ray client address."""
+"""Connect to Ray: a private local instance, an existing cluster (`auto`, HOST:PORT), or Ray Client.
+
+    local (default)   a new Ray instance on this machine only, dashboard off (or on 127.0.0.1)
+    auto | HOST:PORT  nodes started with `ray start` that share this checkout's virtualenv:
+                      the project code is shipped, nothing is pip-installed
+    ray://HOST:PORT   a remote cluster through Ray Client: the project code *and* its pip
+                      requirements are shipped (pip skips what the image already has)
+
+Secrets never travel in the runtime_env: MLflow credentials stay in the driver's environment
+(MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD / MLFLOW_TRACKING_TOKEN), because only the
+driver talks to the tracking server; credentials inside a tracking URI are stripped.
+"""
 from __future__ import annotations
 
 import logging
 import os
+import re
+import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-RUNTIME_EXCLUDES = [".venv", ".infersweep", ".git", "**/__pycache__", "mlruns", "*.db", "bench/out"]
+# gitignore-style patterns, relative to PROJECT_ROOT: no virtualenv, stores, caches or builds
+RUNTIME_EXCLUDES = [
+    ".venv", "venv", ".git", ".infersweep", "mlruns", "mlartifacts", "*.db", "**/__pycache__",
+    "*.pyc", ".pytest_cache", ".mypy_cache", ".ruff_cache", "*.egg-info", "/build", "/dist", "/.whl",
+    "bench/out", "*.onnx", "*.engine", "*.safetensors", "*.bin",
+]
+DASHBOARD_HOST_ENV = "INFERSWEEP_RAY_DASHBOARD_HOST"
+DASHBOARD_ENV = "INFERSWEEP_RAY_DASHBOARD"
+RUNTIME_PIP_ENV = "INFERSWEEP_RUNTIME_PIP"
+# environment passed on to workers when the driver has it set (never anything secret)
+PASS_THROUGH_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_ENDPOINT")
+SECRET_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
+              "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "HF_TOKEN")
+LOCAL_OBJECT_STORE_BYTES = 200 * 2**20
+SCALE_UP_WAIT_ENV = "INFERSWEEP_SCALE_UP_WAIT_S"
 
 
-def runtime_env(tracking_uri: str | None = None) -> dict:
-    """Ship the project code to workers (not the venv, stores or caches)."""
-    env_vars = {"TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+class ConnectError(RuntimeError):
+    """An address that cannot be used; the message says what to pass instead."""
+
+
+def address_kind(address: str | None) -> str:
+    """'local', 'auto', 'client' (ray://) or 'gcs' (HOST:PORT of a running cluster)."""
+    if address in (None, "", "local"):
+        return "local"
+    if address == "auto":
+        return "auto"
+    if address.startswith("ray://"):
+        if not re.fullmatch(r"ray://[^/:\s]+:\d+", address):
+            raise ConnectError(f"Ray Client address {address!r} must look like ray://HOST:PORT "
+                               f"(the head's client port, usually 10001)")
+        return "client"
+    if re.fullmatch(r"[^/:\s]+:\d+", address):
+        return "gcs"
+    raise ConnectError(f"unknown Ray address {address!r}: use local, auto, HOST:PORT (a cluster "
+                       f"started with `ray start` on these machines) or ray://HOST:PORT")
+
+
+def redact_uri(uri: str) -> str:
+    """`uri` without user:password@ (credentials belong in MLFLOW_TRACKING_USERNAME/PASSWORD)."""
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def requirements() -> list[str]:
+    """The project's pip requirements (pyproject's dependencies, or the installed metadata)."""
+    pyproject = PROJECT_ROOT / "pyproject.toml"
+    if pyproject.exists():
+        import tomllib
+
+        return list(tomllib.loads(pyproject.read_text())["project"]["dependencies"])
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        return [r for r in (requires("infersweep") or []) if "extra ==" not in r]
+    except PackageNotFoundError:
+        return []
+
+
+def _ship_pip(kind: str) -> bool:
+    setting = os.environ.get(RUNTIME_PIP_ENV, "").strip().lower()
+    if setting in ("0", "false", "no", "off"):
+        return False
+    if setting in ("1", "true", "yes", "on"):
+        return True
+    return kind == "client"  # nodes of a local/auto cluster share this virtualenv
+
+
+def runtime_env(tracking_uri: str | None = None, address: str | None = None, pip: bool | None = None) -> dict:
+    """What every worker of the sweep gets: the project code (not the venv, stores or caches),
+    the tracking URI without credentials, and for ray:// clusters the pip requirements."""
+    env_vars = {"TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                "TRANSFORMERS_VERBOSITY": "error"}
+    env_vars.update({k: os.environ[k] for k in PASS_THROUGH_ENV if os.environ.get(k)})
     if tracking_uri:
-        env_vars["MLFLOW_TRACKING_URI"] = tracking_uri
-    return {"working_dir": str(PROJECT_ROOT), "excludes": RUNTIME_EXCLUDES, "env_vars": env_vars}
+        env_vars["MLFLOW_TRACKING_URI"] = redact_uri(tracking_uri)
+    env = {"working_dir": str(PROJECT_ROOT), "excludes": list(RUNTIME_EXCLUDES), "env_vars": env_vars}
+    if pip if pip is not None else _ship_pip(address_kind(address)):
+        env["pip"] = {"packages": requirements(), "pip_check": False}
+    return env
+
+
+def _dashboard_settings() -> dict:
+    host = os.environ.get(DASHBOARD_HOST_ENV, "127.0.0.1")
+    wanted = os.environ.get(DASHBOARD_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return {"include_dashboard": wanted or DASHBOARD_HOST_ENV in os.environ, "dashboard_host": host}
 
 
 def connect(address: str | None = None, num_cpus: int | None = None, tracking_uri: str | None = None):
-    """ray.init for `address`: None/'local' starts a private local instance."""
+    """ray.init for `address`; None/'local' starts a private local instance.
+
+    An already initialized Ray (a test that connected first) is reused as it is."""
     import ray
 
     if ray.is_initialized():
         return ray.get_runtime_context()
-    common = dict(logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
-    if address in (None, "", "local"):
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
-                 object_store_memory=200 * 2**20,
-                 runtime_env={"env_vars": runtime_env(tracking_uri)["env_vars"]}, **common)
+    kind = address_kind(address)
+    if tracking_uri and redact_uri(tracking_uri) != tracking_uri:
+        log.warning("credentials in the tracking URI are not passed to Ray workers; "
+                    "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead")
+    if kind == "local":
+        env = runtime_env(tracking_uri, address, pip=False)
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(),
+                 object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                 runtime_env={"env_vars": env["env_vars"]},  # same venv and files: nothing to ship
+                 logging_level=logging.WARNING, log_to_driver=False, configure_logging=True,
+                 **_dashboard_settings())
+    elif kind == "client":
+        ray.init(address=address, runtime_env=runtime_env(tracking_uri, address),
+                 logging_level=logging.WARNING, log_to_driver=False)
     else:
-        ray.init(address=address, runtime_env=runtime_env(tracking_uri), **common)
+        try:
+            ray.init(address=address, runtime_env=runtime_env(tracking_uri, address),
+                     logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
+        except ConnectionError as exc:
+            raise ConnectError(f"no Ray cluster at {address!r} ({exc}); start one with "
+                               f"`ray start --head` or pass --address local") from None
     return ray.get_runtime_context()
 
 
-def missing_resources(request: dict) -> str | None:
-    """A reason if no node in the cluster could ever satisfy `request` (else trials wait forever)."""
+def _need(request: dict) -> dict[str, float]:
+    """Drop zero amounts and normalize the lowercase cpu/gpu keys Tune also accepts."""
+    names = {"cpu": "CPU", "gpu": "GPU", "memory": "memory"}
+    return {names.get(k, k): float(v) for k, v in request.items() if v}
+
+
+def _fits(have: dict, need: dict[str, float]) -> bool:
+    return all(have.get(key, 0) >= amount for key, amount in need.items())
+
+
+def _autoscaler_can_add(need: dict[str, float]) -> bool:
+    """Whether a node group of the autoscaler's published config (KubeRay, autoscaler v2) fits."""
+    try:
+        from ray._private.state import state
+
+        config = state.get_cluster_config()
+    except Exception:  # a private API; absent on clusters without an autoscaler
+        return False
+    groups = getattr(config, "node_group_configs", None) or []
+    return any(group.max_count != 0 and _fits(dict(group.resources), need) for group in groups)
+
+
+def missing_resources(request: dict, nodes: list[dict] | None = None, wait_s: float | None = None) -> str | None:
+    """A reason if no single node could ever satisfy `request` (else its trials wait forever).
+
+    Checks node totals, not what is free now: a busy node frees up, a missing one never appears.
+    An autoscaling cluster that starts from zero GPU workers gets `wait_s` seconds (default:
+    env INFERSWEEP_SCALE_UP_WAIT_S, else 0) after asking the autoscaler for such a node."""
     import ray
 
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    for node in nodes:
-        have = node.get("Resources", {})
-        if all(have.get(key, 0) >= amount for key, amount in request.items() if amount):
-            return None
-    wanted = ", ".join(f"{k}={v}" for k, v in request.items() if v)
-    return (f"no Ray node offers {wanted}; the cluster has "
-            f"{ray.cluster_resources()} — lower resources in the sweep spec or add such a node")
+    need = _need(request)
+    if wait_s is None:
+        wait_s = float(os.environ.get(SCALE_UP_WAIT_ENV, "0") or 0)
+    current = (lambda: nodes) if nodes is not None else ray.nodes
+    if any(_fits(n.get("Resources", {}), need) for n in current() if n.get("Alive")):
+        return None
+    if nodes is None and _autoscaler_can_add(need):
+        return None
+    if wait_s > 0 and nodes is None:
+        deadline = time.monotonic() + wait_s
+        requested = _request_resources([need])
+        try:
+            while time.monotonic() < deadline:
+                if any(_fits(n.get("Resources", {}), need) for n in ray.nodes() if n.get("Alive")):
+                    return None
+                time.sleep(min(5.0, max(0.2, wait_s / 20)))
+        finally:
+            if requested:
+                _request_resources([])  # drop the standing request; the trials keep nodes busy
+    return _reason(need, [n for n in current() if n.get("Alive")], wait_s)
+
+
+def _request_resources(bundles: list[dict]) -> bool:
+    try:
+        from ray.autoscaler.sdk import request_resources
+
+        request_resources(bundles=bundles)
+        return True
+    except Exception as exc:  # no autoscaler (a fixed cluster): nothing to ask
+        log.debug("request_resources failed: %s", exc)
+        return False
+
+
+def _reason(need: dict[str, float], alive: list[dict], waited: float) -> str:
+    wanted = ", ".join(f"{k}={v:g}" for k, v in need.items())
+    lacking = [k for k, v in need.items() if not any(n.get("Resources", {}).get(k, 0) >= v for n in alive)]
+    what = f"lacking {', '.join(lacking)}" if lacking else "not all of it on one node"
+    accel = sorted({k.split(":", 1)[1] for n in alive for k in n.get("Resources", {})
+                    if k.startswith("accelerator_type:")})
+    if any(k.startswith("accelerator_type:") for k in lacking):
+        what += f"; accelerator types present: {', '.join(accel) or 'none'}"
+    if waited > 0:
+        what += f"; none appeared within {waited:g} s of asking the autoscaler"
+    nodes_text = "; ".join(_describe(n) for n in alive) or "no alive nodes"
+    return (f"no Ray node offers {wanted} ({what}). Nodes: {nodes_text}. Lower `resources` in the "
+            f"sweep spec or add a node that has them (its trials would otherwise wait forever); "
+            f"an autoscaling cluster that starts without such nodes: set {SCALE_UP_WAIT_ENV}=600")
+
+
+def _describe(node: dict) -> str:
+    have = node.get("Resources", {})
+    parts = [f"CPU={have.get('CPU', 0):g}", f"GPU={have.get('GPU', 0):g}"]
+    parts += [k for k in have if k.startswith("accelerator_type:")]
+    return f"{node.get('NodeManagerAddress', '?')} ({', '.join(parts)})"
