@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from ray.tune import Callback
@@ -52,10 +53,12 @@ class MlflowTrialCallback(Callback):
 class ProgressCallback(Callback):
     """Trials done / running / failed and the current frontier, live."""
 
-    def __init__(self, total: int, objectives: list[tuple[str, str]], constraints: list[str]):
+    def __init__(self, total: int, objectives: list[tuple[str, str]], constraints: list[str],
+                 baseline_id: str = ""):
         self.total = total
         self.objectives = objectives
         self.constraints = constraints
+        self.baseline_id = baseline_id
         self._progress = None
         self._task = None
 
@@ -68,8 +71,12 @@ class ProgressCallback(Callback):
         if self._progress is None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+            from rich.console import Console
+
+            # stderr, like other progress bars; Ray may wrap the driver's stdout
             self._progress = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TextColumn("{task.description}"), transient=False)
+                                      TimeElapsedColumn(), TextColumn("{task.description}"), transient=False,
+                                      console=Console(file=sys.__stderr__))
             self._progress.start()
             self._task = self._progress.add_task("", total=self.total)
         return self._progress
@@ -98,7 +105,9 @@ class ProgressCallback(Callback):
         self._bar().update(self._task, description=self._describe(trials))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._bar().update(self._task, advance=1, description=self._describe(trials))
+        distinct = {t.last_result.get("trial_id") for t in trials if t.status in ("TERMINATED", "ERROR")}
+        done = len(distinct - {None, self.baseline_id})
+        self._bar().update(self._task, completed=min(done, self.total), description=self._describe(trials))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.on_trial_complete(iteration, trials, trial)

@@ -92,7 +92,7 @@ def _tuner(sweep: SweepSpec, directory: Path, baseline: TrialReport, runs, resum
     from ray import tune
 
     from sweeps.callbacks import MlflowTrialCallback, ProgressCallback
-    from sweeps.search import num_samples, searcher
+    from sweeps.search import DistinctTrialsStopper, distinct_target, num_samples, searcher
 
     baseline_json = json.dumps(baseline.metrics)
     trainable = tune.with_resources(
@@ -105,13 +105,14 @@ def _tuner(sweep: SweepSpec, directory: Path, baseline: TrialReport, runs, resum
         tune_dir.rename(directory / f"tune-{int(time.time())}")
     callbacks = [MlflowTrialCallback(sweep.model_dump_json(), runs, baseline.metrics)]
     if progress:
-        callbacks.append(ProgressCallback(num_samples(sweep), [(o.metric, o.mode) for o in sweep.objectives],
-                                          sweep.constraints))
+        callbacks.append(ProgressCallback(distinct_target(sweep), [(o.metric, o.mode) for o in sweep.objectives],
+                                          sweep.constraints, baseline.trial_id))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher(sweep, constraint_keys(sweep)),
                                     num_samples=num_samples(sweep), reuse_actors=False),
-        run_config=tune.RunConfig(name="tune", storage_path=str(directory), verbose=0,
+        run_config=tune.RunConfig(name="tune", storage_path=str(directory), verbose=0, callbacks=callbacks,
+                                  stop=DistinctTrialsStopper(distinct_target(sweep), {baseline.trial_id}),
                                   failure_config=tune.FailureConfig(max_failures=sweep.search.max_failures)),
     )
 

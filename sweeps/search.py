@@ -1,6 +1,7 @@
 """The search: Optuna samplers inside Ray Tune, with constraints Optuna can learn from."""
 from __future__ import annotations
 
+from ray.tune import Stopper
 from ray.tune.search.optuna import OptunaSearch
 
 from sweeps.spec import SweepSpec
@@ -49,10 +50,34 @@ def sampler(sweep: SweepSpec):
                                       n_startup_trials=min(6, max(2, sweep.search.num_trials // 3)))
 
 
+def distinct_target(sweep: SweepSpec) -> int:
+    """How many distinct combinations the sweep runs (never more than the space has)."""
+    return min(sweep.search.num_trials, len(sweep.space.grid()))
+
+
 def num_samples(sweep: SweepSpec) -> int:
+    """Ray trials to allow: samplers re-suggest combinations already run (reused, not re-run),
+    so leave room for them; DistinctTrialsStopper ends the sweep at the distinct target."""
     if sweep.search.algorithm == "grid":
-        return min(sweep.search.num_trials, len(sweep.space.grid()))
-    return sweep.search.num_trials
+        return distinct_target(sweep)
+    return 3 * sweep.search.num_trials
+
+
+class DistinctTrialsStopper(Stopper):
+    """Stop the whole sweep once `target` distinct combinations have results."""
+
+    def __init__(self, target: int, ignore: frozenset[str] = frozenset()):
+        self.target = target
+        self.ignore = frozenset(ignore)  # the baseline, when the sampler proposes it again
+        self.seen: set[str] = set()
+
+    def __call__(self, trial_id, result) -> bool:
+        if result.get("trial_id") and result["trial_id"] not in self.ignore:
+            self.seen.add(result["trial_id"])
+        return False
+
+    def stop_all(self) -> bool:
+        return len(self.seen) >= self.target
 
 
 def searcher(sweep: SweepSpec, constraint_keys: list[str]):

@@ -5,6 +5,7 @@ The report is written to `<out_dir>/report.json` before anyone logs it.
 """
 from __future__ import annotations
 
+import gc
 import os
 import time
 import traceback
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from trials import feasibility, hardware
 from trials.data import calibration_slice, eval_slice, load_examples
-from trials.measure import MODEL_SIZE, PEAK_MEMORY, LatencyTracker, MemoryTracker, pin_threads
+from trials.measure import MODEL_SIZE, PEAK_MEMORY, LatencyTracker, MemoryTracker, pin_threads, rss_mb
 from trials.quality import rouge
 from trials.spec import TrialReport, TrialSpec
 
@@ -92,16 +93,19 @@ def _measure(spec: TrialSpec, workdir: Path, phase) -> dict:
         examples = load_examples(spec.dataset, spec.document_field, spec.summary_field)
         evaluation = eval_slice(examples, spec.n, spec.seed)
         calibration = calibration_slice(examples, spec.n, CALIBRATION_DOCS, spec.seed)
-    with MemoryTracker(spec.device) as memory:
-        with phase("load"):
-            adapter = get_adapter(spec.task)(spec)
-        with phase("prune"):
-            pruning_facts = apply_pruning(adapter.module, spec.pruning, spec.prune_ratio)
-        with phase("prepare"):
-            engine = get_runtime(spec.runtime).prepare(
-                adapter.prepared_model([e.document for e in calibration]), spec, workdir)
-        with phase("tokenize"):
-            batches = adapter.batches([e.document for e in evaluation], spec.batch_size)
+    start_mb = rss_mb()
+    with phase("load"):
+        adapter = get_adapter(spec.task)(spec)
+    with phase("prune"):
+        pruning_facts = apply_pruning(adapter.module, spec.pruning, spec.prune_ratio)
+    with phase("prepare"):
+        engine = get_runtime(spec.runtime).prepare(
+            adapter.prepared_model([e.document for e in calibration]), spec, workdir)
+        adapter.module = None  # serve from the engine alone: the source weights are not counted
+        gc.collect()
+    with phase("tokenize"):
+        batches = adapter.batches([e.document for e in evaluation], spec.batch_size)
+    with MemoryTracker(spec.device, start_mb=start_mb) as memory:
         with phase("warmup"):
             for batch in (batches * spec.warmup)[: spec.warmup]:
                 adapter.summarize_batch(batch, engine)

@@ -45,3 +45,14 @@ def test_frontier_files(tmp_path):
     paths = write_frontier([row("fast", 4, 29.8)], tmp_path)
     assert [p.name for p in paths] == ["pareto.json", "pareto.csv"]
     assert "fast" in paths[1].read_text()
+
+
+def test_distinct_stopper_ignores_duplicates_and_the_baseline():
+    from sweeps.search import DistinctTrialsStopper
+
+    stop = DistinctTrialsStopper(2, {"base"})
+    for tid in ("base", "a", "a", "base"):
+        stop("ray-trial", {"trial_id": tid})
+    assert not stop.stop_all()
+    stop("ray-trial", {"trial_id": "b"})
+    assert stop.stop_all()
