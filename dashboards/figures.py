@@ -61,10 +61,11 @@ def scatter(data: ReportData, x: str, y: str, title: str) -> go.Figure:
     largest = max((p.metrics[MEMORY] for p in points), default=0)
     better = f"{'left' if GOAL[x] == 'min' else 'right'} and {'up' if GOAL[y] == 'max' else 'down'} is better"
     fig.update_layout(
-        title=dict(text=f"{title}<br><sup>{better} · marker area ∝ peak memory (largest {largest:.0f} MiB) · "
-                        f"black ring = on the Pareto frontier · faded = misses a constraint · "
-                        f"click a point to open its MLflow run</sup>", x=0.01),
-        template="plotly_white", height=600, margin=dict(l=70, r=20, t=90, b=60),
+        title=dict(text=f"{title}<br><sup>{better} · colour = runtime · symbol = precision · "
+                        f"marker area ∝ peak memory (largest {largest:.0f} MiB)<br>"
+                        f"black ring = on the Pareto frontier · green band = meets the constraints · "
+                        f"faded = misses one · click a point to open its MLflow run</sup>", x=0.01),
+        template="plotly_white", height=620, margin=dict(l=70, r=20, t=110, b=60),
         xaxis=dict(title=AXIS_TITLES[x], range=list(xr), zeroline=False),
         yaxis=dict(title=AXIS_TITLES[y], range=list(yr), zeroline=False),
         legend=dict(itemsizing="constant", groupclick="toggleitem", tracegroupgap=8),

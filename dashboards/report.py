@@ -34,6 +34,7 @@ h2 { font-size: 1.15rem; margin: 1.6em 0 0.5em; }
 .chip.ok { background: #e8f5e9; } .chip.infeasible { background: #fff8e1; }
 .chip.oom { background: #fdecea; } .chip.failed { background: #fdecea; }
 .chip.zero { opacity: 0.45; }
+.scroll { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-size: 0.92rem; }
 th, td { padding: 5px 9px; border-bottom: 1px solid #e4e4e4; text-align: right; white-space: nowrap; }
 th { background: #f6f6f6; position: sticky; top: 0; }
@@ -75,7 +76,7 @@ def _frontier_table(data: ReportData) -> str:
             f"<td class='l'>{escape(row['pruning'])}</td><td>{escape(str(row['batch_size']))}</td>"
             f"<td>{escape(row['latency'])}</td><td>{escape(row['memory'])}</td><td>{escape(row['size'])}</td>"
             f"<td>{escape(row['rouge'])}</td></tr>")
-    return f'<table id="frontier"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
+    return f'<div class="scroll"><table id="frontier"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
 def _problems_table(data: ReportData) -> str:
@@ -86,8 +87,8 @@ def _problems_table(data: ReportData) -> str:
         f'<td class="reason">{escape(p["reason"])}</td>'
         f'<td class="reason note">{escape(", ".join(p["trials"]))}</td></tr>'
         for p in data.problems)
-    return ("<table id='problems'><thead><tr><th class='l'>status</th><th>trials</th><th class='l'>reason</th>"
-            f"<th class='l'>which</th></tr></thead><tbody>{body}</tbody></table>")
+    return ("<div class='scroll'><table id='problems'><thead><tr><th class='l'>status</th><th>trials</th><th class='l'>reason</th>"
+            f"<th class='l'>which</th></tr></thead><tbody>{body}</tbody></table></div>")
 
 
 def render_html(data: ReportData, subtitle: str = "") -> str:
