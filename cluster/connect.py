@@ -124,6 +124,8 @@ def connect(address: str | None = None, num_cpus: int | None = None, tracking_ur
     if ray.is_initialized():
         return ray.get_runtime_context()
     kind = address_kind(address)
+    # Ray warns on every upload that .git/.venv are excluded by default: we exclude them too
+    logging.getLogger("ray._private.runtime_env.working_dir").setLevel(logging.ERROR)
     if tracking_uri and redact_uri(tracking_uri) != tracking_uri:
         log.warning("credentials in the tracking URI are not passed to Ray workers; "
                     "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead")
