@@ -183,6 +183,9 @@ def _run(sweep, address, tracking_uri, resume: bool) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in sorted(status_counts(result.rows).items()))
     console.print(f"{len(result.rows)} trials ({counts}) in {result.wall_s:.0f} s; "
                   f"frontier saved to {sweep.sweep_dir() / 'pareto.csv'}")
+    report_html = next((p for p in result.artifacts if p.name == "pareto_report.html"), None)
+    if report_html:
+        console.print(f"report: {report_html} (also on the sweep's MLflow run, Artifacts tab)", soft_wrap=True)
     console.print(f"browse the runs: {ui_command(result.tracking_uri)}")
     console.print(f"promote the fastest: infersweep promote {sweep.name} --where 'rouge_drop_pct <= 1' "
                   f"--minimize latency_ms_per_sample")
@@ -313,6 +316,11 @@ def summarize(
     for summary in model.predict({"document": documents})["summary"]:
         print(summary)
         print()
+
+
+from infersweep.report_cli import report  # noqa: E402  (the Pareto report, dashboards/)
+
+app.command()(report)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from ray.tune import Callback
 
 from sweeps.spec import SweepSpec
+from sweeps.trainable import SPEC_ID
 from trials.spec import TrialReport
 
 log = logging.getLogger(__name__)
@@ -94,18 +95,17 @@ class ProgressCallback(Callback):
             metrics = {k.removeprefix("m_"): v for k, v in t.last_result.items() if isinstance(v, float)}
             rows.append(TrialRow(t.trial_id, status, {}, metrics))
         front = frontier(rows, self.objectives, self.constraints)
-        running = sum(1 for t in trials if t.status == "RUNNING")
-        parts = [f"{k} {v}" for k, v in sorted(counts.items())] + [f"running {running}"]
+        parts = [f"{k} {v}" for k, v in sorted(counts.items())]
         if front:
             best = max(r.metrics.get("speedup", 0.0) for r in front)
-            parts.append(f"frontier {len(front)}, best speedup {best:.2f}x")
-        return " | ".join(parts)
+            parts.append(f"frontier {len(front)} (best {best:.2f}x)")
+        return " · ".join(parts)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._bar().update(self._task, description=self._describe(trials))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        distinct = {t.last_result.get("trial_id") for t in trials if t.status in ("TERMINATED", "ERROR")}
+        distinct = {t.last_result.get(SPEC_ID) for t in trials if t.status in ("TERMINATED", "ERROR")}
         done = len(distinct - {None, self.baseline_id})
         self._bar().update(self._task, completed=min(done, self.total), description=self._describe(trials))
 

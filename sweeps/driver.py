@@ -193,7 +193,23 @@ def finish(sweep: SweepSpec, baseline: TrialReport, runs, uri: str, started: flo
     summary = sweep.sweep_dir() / "trials.json"
     summary.write_text(json.dumps([r.__dict__ for r in rows], indent=2))
     artifacts.append(summary)
+    artifacts.extend(pareto_report(sweep, rows, front, runs))
     runs.close([r.trial_id for r in front], artifacts)
     for row in front:
         runs.log_model_artifacts(row.trial_id, trials_dir(sweep) / row.trial_id)
     return SweepResult(sweep, baseline, rows, front, uri, artifacts, time.perf_counter() - started)
+
+
+def pareto_report(sweep: SweepSpec, rows, front, runs) -> list[Path]:
+    """The HTML page + PNG (dashboards/), linked to the trials' MLflow runs and logged with the
+    other sweep artifacts. A report that cannot be drawn is a warning, never a failed sweep."""
+    import logging
+
+    try:
+        from dashboards.links import run_links
+        from dashboards.report import sweep_report
+
+        return sweep_report(sweep, rows, front, run_links(runs))
+    except Exception as exc:  # results are already safe on disk and in MLflow
+        logging.getLogger(__name__).warning("the Pareto report was not written: %s", exc)
+        return []

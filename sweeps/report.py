@@ -13,11 +13,12 @@ def _knob_text(knobs: dict) -> str:
 
 def frontier_table(rows: list[TrialRow], title: str = "Pareto frontier") -> Table:
     table = Table(title=title)
-    for col in ("trial", "knobs", "speedup", "memory −%", "ROUGE drop %", "ms/sample", "peak MiB", "size MiB", "ROUGE-Lsum"):
-        table.add_column(col, justify="left" if col in ("trial", "knobs") else "right")
+    for col in ("trial", "knobs", "speedup", "mem −%", "ROUGE drop %", "ms/doc", "peak MiB", "size MiB", "ROUGE-Lsum"):
+        table.add_column(col, justify="left" if col in ("trial", "knobs") else "right",
+                         no_wrap=col in ("trial", "knobs"))
     for r in sorted(rows, key=lambda r: -r.metrics.get("speedup", 0)):
         m = r.metrics
-        table.add_row(r.trial_id + (" (baseline)" if r.baseline else ""), _knob_text(r.knobs),
+        table.add_row(r.trial_id[:8] + (" base" if r.baseline else ""), _knob_text(r.knobs),
                       f"{m.get('speedup', 0):.2f}x", f"{m.get('memory_reduction_pct', 0):.1f}",
                       f"{m.get('rouge_drop_pct', 0):.2f}", f"{m['latency_ms_per_sample']:.1f}",
                       f"{m['peak_memory_mb']:.0f}", f"{m['model_size_mb']:.1f}", f"{m['rougeLsum']:.2f}")

@@ -5,6 +5,7 @@ from ray.tune import Stopper
 from ray.tune.search.optuna import OptunaSearch
 
 from sweeps.spec import SweepSpec
+from sweeps.trainable import SPEC_ID
 
 
 class ConstrainedOptunaSearch(OptunaSearch):
@@ -72,23 +73,46 @@ class DistinctTrialsStopper(Stopper):
         self.seen: set[str] = set()
 
     def __call__(self, trial_id, result) -> bool:
-        if result.get("trial_id") and result["trial_id"] not in self.ignore:
-            self.seen.add(result["trial_id"])
+        if result.get(SPEC_ID) and result[SPEC_ID] not in self.ignore:
+            self.seen.add(result[SPEC_ID])
         return False
 
     def stop_all(self) -> bool:
         return len(self.seen) >= self.target
 
 
+def study_storage(sweep: SweepSpec):
+    """The sweep's Optuna study in sqlite next to its trials, for optuna-dashboard. Only the
+    driver writes it; RDBStorage reconnects when Ray unpickles the searcher on resume."""
+    import optuna
+
+    path = sweep.sweep_dir() / "optuna.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.RDBStorage(f"sqlite:///{path}")
+
+
+def study_name(sweep: SweepSpec) -> str:
+    return f"infersweep-{sweep.name}"
+
+
 def searcher(sweep: SweepSpec, constraint_keys: list[str]):
+    import warnings
+
+    import optuna
     from ray.tune.search import ConcurrencyLimiter
 
+    storage = study_storage(sweep)
     search = ConstrainedOptunaSearch(
         space=optuna_space(sweep),
         metric=[o.metric for o in sweep.objectives],
         mode=[o.mode for o in sweep.objectives],
         sampler=sampler(sweep),
-        study_name=f"infersweep-{sweep.name}",
+        study_name=study_name(sweep),
+        storage=storage,
         constraint_keys=constraint_keys,
     )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.load_study(study_name=study_name(sweep), storage=storage).set_metric_names(
+            [o.metric for o in sweep.objectives])
     return ConcurrencyLimiter(search, max_concurrent=sweep.search.max_concurrent)

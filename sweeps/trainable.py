@@ -10,6 +10,8 @@ from trials.spec import TrialReport
 
 WORST = {"min": 1e6, "max": -1e6}
 INFEASIBLE_KEY = "infeasible"
+#: the infersweep trial id in a Tune result ("trial_id" is Ray's own and overwrites ours)
+SPEC_ID = "spec_id"
 
 
 def constraint_keys(sweep: SweepSpec) -> list[str]:
@@ -42,7 +44,7 @@ def tune_result(sweep: SweepSpec, report: TrialReport, baseline: dict) -> dict:
     for i, text in enumerate(sweep.constraints):
         result[f"constraint_{i}"] = float(constraint_violation(text, metrics)) if ok else 1.0
     result.update({f"m_{k}": float(v) for k, v in metrics.items() if o_not_in(k, sweep)})
-    result.update(status=report.status, trial_id=report.trial_id)
+    result.update({"status": report.status, SPEC_ID: report.trial_id})
     return result
 
 

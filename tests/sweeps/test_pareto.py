@@ -52,7 +52,7 @@ def test_distinct_stopper_ignores_duplicates_and_the_baseline():
 
     stop = DistinctTrialsStopper(2, {"base"})
     for tid in ("base", "a", "a", "base"):
-        stop("ray-trial", {"trial_id": tid})
+        stop("ray-trial", {"spec_id": tid, "trial_id": "ray-id-overwrites-ours"})
     assert not stop.stop_all()
-    stop("ray-trial", {"trial_id": "b"})
+    stop("ray-trial", {"spec_id": "b"})
     assert stop.stop_all()

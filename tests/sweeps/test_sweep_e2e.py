@@ -74,6 +74,12 @@ def test_grid_sweep_logs_every_trial_and_finds_a_frontier(tmp_path, ray_local):
             assert {"latency_ms_per_sample", "rougeLsum", "speedup", "rouge_drop_pct"} <= set(run.data.metrics)
             assert run.data.params["precision"] in ("fp32", "int8_dynamic")
     assert (sweep.sweep_dir() / "pareto.csv").exists()
+    assert (sweep.sweep_dir() / "report" / "pareto_report.html").exists()
+    import optuna
+
+    study = optuna.load_study(study_name=f"infersweep-{sweep.name}",
+                              storage=f"sqlite:///{sweep.sweep_dir() / 'optuna.db'}")
+    assert study.metric_names == ["latency_ms_per_sample", "peak_memory_mb", "rougeLsum"]
 
     # launching the same sweep again runs and logs nothing twice
     again = run_sweep(sweep, tracking_uri=uri, progress=False, say=lambda _: None)
