@@ -43,13 +43,10 @@ def tune_result(sweep: SweepSpec, report: TrialReport, baseline: dict) -> dict:
     result[INFEASIBLE_KEY] = 0.0 if ok else 1.0
     for i, text in enumerate(sweep.constraints):
         result[f"constraint_{i}"] = float(constraint_violation(text, metrics)) if ok else 1.0
-    result.update({f"m_{k}": float(v) for k, v in metrics.items() if o_not_in(k, sweep)})
+    objectives = {o.metric for o in sweep.objectives}
+    result.update({f"m_{k}": float(v) for k, v in metrics.items() if k not in objectives})
     result.update({"status": report.status, SPEC_ID: report.trial_id})
     return result
-
-
-def o_not_in(metric: str, sweep: SweepSpec) -> bool:
-    return metric not in {o.metric for o in sweep.objectives}
 
 
 def sweep_trial(config: dict, sweep_json: str, baseline_json: str) -> dict:
