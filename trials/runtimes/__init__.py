@@ -9,6 +9,7 @@ import importlib
 
 RUNTIMES: dict[str, str] = {
     "torch": "trials.runtimes.torch_eager:TorchEagerRuntime",
+    "onnxruntime": "trials.runtimes.onnxruntime:OnnxRuntimeRuntime",
 }
 
 

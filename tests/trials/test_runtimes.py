@@ -1,0 +1,192 @@
+"""The runtime contract, run by every registered runtime on each precision it declares for CPU.
+
+Tolerances (cosine similarity of each sentence embedding to torch fp32, worst sentence):
+  fp32                      >= 0.9999   (same math, different kernels / fusions)
+  bf16                      >= 0.99
+  int8_dynamic, int8_static >= 0.93     (measured 0.96-0.999 here; per-channel ORT ~0.99 mean)
+  int4_weight               >= 0.90     (4-bit blocks of 32: measured ~0.95-0.98)
+The ROUGE effect of these is measured by bench/runtimes.py on real data, not here.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trials import TrialSpec
+from trials.feasibility import check
+from trials.hardware import Hardware
+from trials.runtimes import RUNTIMES, get_runtime
+from trials.runtimes.base import missing_requirement
+
+MIN_COSINE = {"fp32": 0.9999, "bf16": 0.99, "fp16": 0.99, "int8_dynamic": 0.93, "int8_static": 0.93,
+              "int4_weight": 0.90}
+SENTENCES = ["The council approved the new budget on Tuesday after a long debate.",
+             "Rain is expected.",
+             "Officials said the bridge would reopen next month once repairs to its deck are finished."]
+CALIBRATION = ["The mayor spoke to reporters. Schools will close early on Friday because of the storm.",
+               "Prices rose again in March. Economists had expected a smaller increase."]
+CPU = Hardware(cpu_model="test cpu", cpu_count=2)
+GPU = Hardware(cpu_model="test cpu", cpu_count=2, cuda_available=True, gpu_name="H100", gpu_count=1,
+               gpu_compute_capability=(9, 0))
+
+CASES = [(name, precision) for name in RUNTIMES
+         for precision in get_runtime(name).precisions.get("cpu", ())
+         if missing_requirement(get_runtime(name)) is None and "extractive" in get_runtime(name).tasks]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("artifact-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INFERSWEEP_CACHE", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def adapter():
+    from trials.models.extractive import ExtractiveSummarizer
+
+    return ExtractiveSummarizer(TrialSpec())
+
+
+@pytest.fixture(scope="module")
+def reference(adapter):
+    import torch
+
+    inputs = adapter._tokenize(SENTENCES)
+    with torch.inference_mode():
+        return inputs, adapter.module(**inputs).numpy()
+
+
+def _prepare(adapter, runtime: str, precision: str, workdir):
+    import copy
+
+    model = adapter.prepared_model(CALIBRATION)
+    model.module = copy.deepcopy(model.module)  # runtimes may convert the module in place
+    spec = TrialSpec(runtime=runtime, precision=precision, cpus=2)
+    return get_runtime(runtime).prepare(model, spec, workdir)
+
+
+def _numpy(x):
+    return x.detach().float().cpu().numpy() if hasattr(x, "detach") else np.asarray(x, dtype=np.float32)
+
+
+@pytest.mark.parametrize(("runtime", "precision"), CASES, ids=[f"{r}-{p}" for r, p in CASES])
+def test_runtime_contract(runtime, precision, adapter, reference, cache_dir, tmp_path):
+    inputs, expected = reference
+    engine = _prepare(adapter, runtime, precision, tmp_path)
+    try:
+        out = _numpy(engine(**inputs))
+        assert out.shape == expected.shape
+        cosine = (out * expected).sum(1) / (np.linalg.norm(out, axis=1) * np.linalg.norm(expected, axis=1))
+        assert cosine.min() >= MIN_COSINE[precision], f"{runtime}/{precision}: cosine {cosine}"
+        if precision == "fp32":
+            np.testing.assert_allclose(out, expected, atol=2e-4)
+        # a batch of another shape than the export's example (dynamic axes)
+        one = adapter._tokenize(SENTENCES[1:2])
+        assert _numpy(engine(**one)).shape == (1, expected.shape[1])
+        assert engine.artifact_path is not None and engine.artifact_path.exists()
+        assert engine.size_mb() > 1
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("runtime", [r for r in RUNTIMES if getattr(get_runtime(r), "caches_artifacts", False)
+                                     and missing_requirement(get_runtime(r)) is None])
+def test_second_prepare_hits_the_cache(runtime, adapter, cache_dir, tmp_path):
+    first = _prepare(adapter, runtime, "fp32", tmp_path / "a")
+    first.close()
+    second = _prepare(adapter, runtime, "fp32", tmp_path / "b")
+    second.close()
+    info = second.cache_info
+    assert info["cache"] == "hit", info
+    assert info["cache_dir"].startswith(str(cache_dir))
+    assert info["cache_s"] >= 0
+    assert second.artifact_path == first.artifact_path
+
+
+def test_quantized_onnx_models_are_smaller(adapter, cache_dir, tmp_path):
+    sizes = {}
+    for precision in ("fp32", "int8_dynamic", "int4_weight"):
+        engine = _prepare(adapter, "onnxruntime", precision, tmp_path / precision)
+        sizes[precision] = engine.size_mb()
+        engine.close()
+    assert sizes["int8_dynamic"] < 0.4 * sizes["fp32"]
+    assert sizes["int4_weight"] < 0.8 * sizes["fp32"]  # the fp32 word embeddings stay
+
+
+def test_onnx_export_is_fused_for_bert(adapter, cache_dir, tmp_path):
+    """The reason ORT is fast here: eager-attention export lets the optimizer fuse attention."""
+    import json
+
+    engine = _prepare(adapter, "onnxruntime", "fp32", tmp_path)
+    manifest = json.loads((engine.artifact_path.parent / "manifest.json").read_text())
+    engine.close()
+    fused = manifest["facts"]["fused_ops"]
+    assert fused.get("Attention") == 6 and fused.get("EmbedLayerNormalization") == 1
+    assert "sdpa" == adapter.module.encoder.config._attn_implementation  # restored after export
+
+
+def test_onnxruntime_trial_reports_cache_and_artifact(quick_spec, cache_dir, tmp_path):
+    from trials import run_trial
+
+    report = run_trial(quick_spec(runtime="onnxruntime", precision="int8_dynamic"), tmp_path)
+    assert report.status == "ok", report.reason
+    assert report.artifact["cache"] in ("hit", "miss")
+    assert report.artifact["path"].endswith(".onnx")
+    assert 0 < report.metrics["model_size_mb"] < 40
+
+
+# --- feasibility: what a person reads when a runtime cannot run ------------------------------
+
+
+def test_gpu_only_runtimes_say_so_on_cpu():
+    for name in RUNTIMES:
+        if not get_runtime(name).precisions.get("cpu"):
+            reason = check(TrialSpec(runtime=name), CPU)
+            assert reason and f"runtime {name!r}" in reason
+
+
+def test_cuda_without_a_gpu_is_infeasible_for_every_runtime():
+    for name in RUNTIMES:
+        assert "no CUDA GPU is visible" in check(TrialSpec(runtime=name, device="cuda"), CPU)
+
+
+def test_missing_package_gives_the_install_hint(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.split(".")[0] == "onnxruntime" else real(name, *a))
+    reason = check(TrialSpec(runtime="onnxruntime", device="cuda"), GPU)
+    assert "pip install" in reason and "infersweep[gpu]" in reason
+
+
+def test_int8_static_and_int4_point_to_onnxruntime():
+    for precision in ("int8_static", "int4_weight"):
+        reason = check(TrialSpec(precision=precision), CPU)
+        assert "onnxruntime" in reason
+
+
+def test_onnxruntime_has_no_fp16_on_cpu():
+    assert "fp16 needs a CUDA device" in check(TrialSpec(runtime="onnxruntime", precision="fp16"), CPU)
+    assert check(TrialSpec(runtime="onnxruntime", precision="fp16", device="cuda"), GPU) is None
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int4_weight"])
+def test_onnxruntime_cuda_io_binding(precision, adapter, reference, cache_dir, tmp_path):
+    import copy
+
+    import torch
+
+    inputs, expected = reference
+    model = adapter.prepared_model(CALIBRATION)
+    model.module = copy.deepcopy(model.module)
+    spec = TrialSpec(runtime="onnxruntime", precision=precision, device="cuda")
+    engine = get_runtime("onnxruntime").prepare(model, spec, tmp_path)
+    out = engine(**{k: v.cuda() for k, v in inputs.items()})
+    assert isinstance(out, torch.Tensor) and out.is_cuda
+    cosine = torch.nn.functional.cosine_similarity(out.float().cpu(), torch.from_numpy(expected))
+    assert cosine.min() >= MIN_COSINE[precision]
+    engine.close()
