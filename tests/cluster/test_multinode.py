@@ -7,6 +7,7 @@ real CLI (`infersweep launch/resume --address HOST:PORT`) in their own process g
 - a worker node killed mid-trial: the trial is retried on another node, the sweep finishes;
 - the driver killed: `infersweep resume` finishes the sweep, nothing is run or logged twice;
 - the MLflow server down for a while mid-sweep: nothing is lost (reports on disk, reconciled);
+- the MLflow server down until the sweep ends: the driver says so, `resume` logs everything;
 - a sweep asking for an accelerator no node has fails fast with a reason.
 
 In the end MLflow holds exactly one run per trial (FINISHED, or FAILED for an infeasible
@@ -342,6 +343,42 @@ def test_mlflow_server_down_mid_sweep_loses_nothing(ray_cluster, tracking, tmp_p
     assert_one_run_per_trial(tracking.url, sweep.sweep_dir(), "server-down")
 
 
+def test_mlflow_server_down_until_the_sweep_ends_then_resume_logs_it(ray_cluster, tracking, tmp_path):
+    """Every trial finishes while the server is down: the driver stops (non-zero) and says so,
+    the reports are all on disk, and `infersweep resume` logs them once the server is back."""
+    from sweeps.spec import load_sweep_spec
+
+    spec = write_sweep(tmp_path, "end-down", precisions=("fp32", "int8_dynamic"))
+    sweep = load_sweep_spec(spec)
+    common = ["--address", ray_cluster.address, "--tracking-uri", tracking.url]
+    started = time.monotonic()
+    proc = start_driver(["launch", str(spec), *common], tmp_path / "launch.log",
+                        MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
+    from tracking.sweep_runs import SweepRuns
+
+    def baseline_logged():  # the driver logs the baseline itself before the search starts
+        try:
+            return any(r.data.tags.get("infersweep.logged") == "1" for r in SweepRuns("end-down", tracking.url).trial_runs())
+        except Exception:
+            return False
+
+    wait_for(baseline_logged, 400, "the baseline in MLflow", proc, every=0.3)
+    tracking.stop()
+    try:
+        code = finish_driver(proc, 480)
+    finally:
+        tracking.start()
+    log(f"driver stopped ({code}) after {time.monotonic() - started:.0f} s with the server down")
+    assert code != 0 and "Connection refused" in Path(proc.log_path).read_text()
+    assert len(reports(sweep.sweep_dir())) == 4, "every result must be on disk"
+    resumed = start_driver(["resume", "end-down", "--storage", str(tmp_path / "sweeps"), *common],
+                           tmp_path / "resume.log")
+    assert finish_driver(resumed, 480) == 0, read_tail(resumed)
+    log(f"resumed and logged after {time.monotonic() - started:.0f} s")
+    assert len(reports(sweep.sweep_dir())) == 4
+    assert_one_run_per_trial(tracking.url, sweep.sweep_dir(), "end-down")
+
+
 def test_worker_node_killed_mid_trial_is_retried_elsewhere(ray_cluster, tracking, tmp_path):
     from sweeps.spec import load_sweep_spec
 
@@ -353,12 +390,16 @@ def test_worker_node_killed_mid_trial_is_retried_elsewhere(ray_cluster, tracking
                         tmp_path / "launch.log")
     wait_for(lambda: reports(sweep.sweep_dir()), 400, "the baseline", proc)
 
-    def victim():  # a trial that started on a worker node moments ago: surely mid-run
+    first_seen: dict[int, float] = {}
+
+    def victim():  # a trial seen starting on a worker node moments ago: surely mid-run
         for node in ray_cluster.workers:
-            for worker in trial_processes(node):
+            for worker in trial_processes(node):  # (Ray may have started the process earlier, idle)
                 trial_id = trial_id_of(worker, sweep)
-                young = time.time() - worker.create_time() < 8
-                if trial_id and young and trial_id not in reports(sweep.sweep_dir()):
+                if not trial_id:
+                    continue
+                seen = first_seen.setdefault(worker.pid, time.monotonic())
+                if time.monotonic() - seen < 3 and trial_id not in reports(sweep.sweep_dir()):
                     return node, trial_id
         return None
 
