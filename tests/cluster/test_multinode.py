@@ -166,7 +166,9 @@ def ray_cluster():
         cluster.shutdown()
         os.environ.clear()
         os.environ.update(saved_env)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        for _ in range(3):  # exiting agents may still write a file or two
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            time.sleep(1)
 
 
 def write_sweep(tmp_path: Path, name: str, precisions=("fp32", "int8_dynamic", "fp16"), batch_sizes=(1, 2),
