@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +70,16 @@ def run_baseline(sweep: SweepSpec) -> TrialReport:
     import ray
 
     resources = trial_resources(sweep)
-    task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_calls=1)(_run_remote_trial)
+    custom = {k: v for k, v in resources.items() if k not in ("cpu", "gpu")}  # accelerator_type:X
+    task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], resources=custom or None,
+                      max_calls=1)(_run_remote_trial)
     report = TrialReport.from_json(ray.get(task.remote(sweep.model_dump_json(), sweep.baseline.model_dump())))
+    local = trials_dir(sweep) / report.trial_id
+    if not (local / "report.json").exists():  # it ran on another node's disk: keep a copy
+        from trials.engine import write_report
+
+        local.mkdir(parents=True, exist_ok=True)
+        write_report(report, local)
     if report.status != "ok":
         raise SweepError(f"the baseline ({report.spec.short_name()}) did not run: {report.status}: "
                          f"{report.reason}. Fix the baseline in the sweep spec; nothing else was started")
@@ -148,6 +157,7 @@ def quiet_ray_and_mlflow() -> None:
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     from tracking.store import quiet
 
     quiet()
@@ -162,7 +172,7 @@ def quiet_ray_and_mlflow() -> None:
 
 def run_sweep(sweep: SweepSpec, address: str | None = None, tracking_uri: str | None = None,
               resume: bool = False, progress: bool = True, say=print) -> SweepResult:
-    from cluster.connect import connect
+    from cluster.connect import ConnectError, connect
     from tracking.store import resolve_uri
     from tracking.sweep_runs import SweepRuns
 
@@ -172,11 +182,18 @@ def run_sweep(sweep: SweepSpec, address: str | None = None, tracking_uri: str | 
     uri = resolve_uri(tracking_uri or sweep.tracking.uri)
     runs = SweepRuns(sweep.name, uri, sweep.tracking.experiment, sweep.spec_hash())
     runs.parent_run_id()  # creates the store and experiment on the driver before any worker
-    connect(address, tracking_uri=uri)
+    try:
+        connect(address, tracking_uri=uri)
+    except (ConnectError, ConnectionError) as exc:
+        raise SweepError(str(exc)) from None
     _check_resources(sweep)
     say(f"baseline {sweep.trial_spec(sweep.baseline.model_dump()).short_name()} ...")
     baseline = run_baseline(sweep)
-    runs.trial_finished(baseline, relative_metrics(baseline.metrics, baseline.metrics), trials_dir(sweep) / baseline.trial_id / "report.json")
+    try:  # the report is on disk; a tracking server that is down now is reconciled at the end
+        runs.trial_finished(baseline, relative_metrics(baseline.metrics, baseline.metrics),
+                            trials_dir(sweep) / baseline.trial_id / "report.json")
+    except Exception as exc:
+        logging.getLogger(__name__).warning("MLflow: the baseline is logged at the end (%s)", exc)
     say(f"baseline: {baseline.metrics['latency_ms_per_sample']:.1f} ms/sample, "
         f"ROUGE-Lsum {baseline.metrics['rougeLsum']:.2f}")
     tuner = _tuner(sweep, directory, baseline, runs, resume, progress)
@@ -185,7 +202,6 @@ def run_sweep(sweep: SweepSpec, address: str | None = None, tracking_uri: str | 
 
 
 def finish(sweep: SweepSpec, baseline: TrialReport, runs, uri: str, started: float) -> SweepResult:
-    reconcile(sweep, runs, baseline)
     rows = collect_rows(sweep, baseline)
     objectives = [(o.metric, o.mode) for o in sweep.objectives]
     front = pareto.frontier(rows, objectives, sweep.constraints)
@@ -193,10 +209,22 @@ def finish(sweep: SweepSpec, baseline: TrialReport, runs, uri: str, started: flo
     summary = sweep.sweep_dir() / "trials.json"
     summary.write_text(json.dumps([r.__dict__ for r in rows], indent=2))
     artifacts.append(summary)
-    artifacts.extend(pareto_report(sweep, rows, front, runs))
-    runs.close([r.trial_id for r in front], artifacts)
-    for row in front:
-        runs.log_model_artifacts(row.trial_id, trials_dir(sweep) / row.trial_id)
+    try:
+        reconcile(sweep, runs, baseline)
+        artifacts.extend(pareto_report(sweep, rows, front, runs))
+        runs.close([r.trial_id for r in front], artifacts)
+        for row in front:
+            runs.log_model_artifacts(row.trial_id, trials_dir(sweep) / row.trial_id)
+    except Exception as exc:
+        from tracking.store import is_tracking_error
+
+        if not is_tracking_error(exc):
+            raise
+        raise SweepError(
+            f"every trial of {sweep.name!r} finished and its report is in {trials_dir(sweep)} "
+            f"(frontier: {sweep.sweep_dir() / 'pareto.csv'}), but logging to MLflow at {uri} failed: "
+            f"{exc}. When the server is back, `infersweep resume {sweep.name}` (same --address, "
+            f"--tracking-uri, --storage) logs what is missing; nothing is run again") from None
     return SweepResult(sweep, baseline, rows, front, uri, artifacts, time.perf_counter() - started)
 
 

@@ -57,6 +57,7 @@ def sweep_trial(config: dict, sweep_json: str, baseline_json: str) -> dict:
     baseline = json.loads(baseline_json)
     report, path, reused = run_or_reuse(sweep, config)
     result = tune_result(sweep, report, baseline)
-    result.update(report_path=str(path), reused=reused)
+    # the report itself too: the driver keeps a copy when the workers' disks are not shared
+    result.update(report_path=str(path), reused=reused, report_json=report.to_json())
     tune.report(result)
     return result

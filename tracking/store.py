@@ -17,6 +17,13 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def is_tracking_error(exc: BaseException) -> bool:
+    """An error talking to the tracking store (server down, refused) rather than a bug."""
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(exc, (MlflowException, OSError))
+
+
 def default_uri(root: Path | None = None) -> str:
     root = (root or LOCAL_ROOT).resolve()
     return f"sqlite:///{root / 'mlflow.db'}"

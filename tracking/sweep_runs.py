@@ -38,9 +38,10 @@ class SweepRuns:
 
     @property
     def client(self):
-        if self._client is None:
-            self._client = store.client(self.uri)
-            self._experiment_id = store.ensure_experiment(self._client, self.experiment_name, self.uri)
+        if self._client is None:  # set only once the server answered (a failure leaves no half state)
+            client = store.client(self.uri)
+            self._experiment_id = store.ensure_experiment(client, self.experiment_name, self.uri)
+            self._client = client
         return self._client
 
     @property
