@@ -10,6 +10,8 @@ import importlib
 RUNTIMES: dict[str, str] = {
     "torch": "trials.runtimes.torch_eager:TorchEagerRuntime",
     "onnxruntime": "trials.runtimes.onnxruntime:OnnxRuntimeRuntime",
+    "torchscript": "trials.runtimes.torchscript:TorchScriptRuntime",
+    "torch_compile": "trials.runtimes.torch_compile:TorchCompileRuntime",
 }
 
 

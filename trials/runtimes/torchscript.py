@@ -1,0 +1,72 @@
+"""TorchScript: torch.jit.trace -> freeze, saved to and loaded from the artifact cache.
+
+Traced with keyword inputs (transformers 5.x models take keywords) and dynamic shapes: the trace
+of the embedding head generalizes across batch and sequence lengths (checked in the tests).
+Precisions: the torch eager ones (fp32, bf16, int8_dynamic on CPU; fp32, fp16, bf16 on CUDA);
+int8_static and int4_weight have no TorchScript kernels here (use onnxruntime).
+TorchScript is in maintenance mode in torch 2.x; it is kept as a sweep option because it is
+still a common deployment format.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from trials.precision import apply_torch_precision
+from trials.runtimes.base import PreparedModel, file_size_mb
+from trials.runtimes.cache import ArtifactCache, CacheLog, library_versions, model_fingerprint
+
+
+class TorchScriptEngine:
+    def __init__(self, module, device: str, artifact_path: Path, cache_info: dict):
+        self.module = module
+        self.device = device
+        self.artifact_path = artifact_path
+        self.cache_info = cache_info
+
+    def __call__(self, **inputs):
+        import torch
+
+        with torch.inference_mode():
+            return self.module(**{k: v.to(self.device) for k, v in inputs.items()})
+
+    def size_mb(self) -> float:
+        return file_size_mb(self.artifact_path)
+
+    def close(self) -> None:
+        self.module = None
+
+
+class TorchScriptRuntime:
+    name = "torchscript"
+    precisions = {
+        "cpu": ("fp32", "bf16", "int8_dynamic"),
+        "cuda": ("fp32", "fp16", "bf16"),
+    }
+    tasks = ("extractive",)
+    caches_artifacts = True
+    requires = (("torch", "pip install torch"),)
+
+    def prepare(self, model: PreparedModel, spec, workdir: Path) -> TorchScriptEngine:
+        import torch
+
+        log = CacheLog()
+        parts = {"model": model_fingerprint(model.module), "precision": spec.precision, "device": spec.device,
+                 "inputs": list(model.input_names), "versions": library_versions("torch", "transformers")}
+        if spec.device == "cuda":
+            parts["gpu"] = torch.cuda.get_device_capability()
+
+        def build(directory: Path) -> dict:
+            module = apply_torch_precision(model.module, spec.precision, spec.device).to(spec.device).eval()
+            example = {k: v.to(spec.device) for k, v in model.example_inputs.items()}
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # TracerWarnings on shape-dependent Python branches
+                traced = torch.jit.trace(module, example_kwarg_inputs=example, strict=False, check_trace=False)
+                frozen = torch.jit.freeze(traced.eval())
+            torch.jit.save(frozen, str(directory / "model.ts"))
+            return {}
+
+        entry = log.add("trace", ArtifactCache().get_or_build("torchscript", parts, build))
+        path = entry.file("model.ts")
+        module = torch.jit.load(str(path), map_location=spec.device).eval()
+        return TorchScriptEngine(module, spec.device, path, log.info())
