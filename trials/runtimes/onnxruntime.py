@@ -119,6 +119,13 @@ class OnnxRuntimeRuntime:
     requires = (("onnxruntime", "pip install onnxruntime (CPU) or " + GPU_HINT),
                 ("onnx", "pip install onnx"))
 
+    def unavailable_reason(self, spec, hardware) -> str | None:
+        """A reason beyond the generic checks (for feasibility), or None."""
+        if spec.device == "cuda" and not library_versions("onnxruntime-gpu"):
+            return ("onnxruntime on CUDA needs the onnxruntime-gpu package (only the CPU build is "
+                    f"installed): {GPU_HINT}")
+        return None
+
     def prepare(self, model: PreparedModel, spec, workdir: Path) -> OrtEngine:
         log = CacheLog()
         path = build_ort_model(model, spec.precision, spec.device, ArtifactCache(), log)
