@@ -40,7 +40,7 @@ def trial(
     dataset: str = typer.Option("sample", help="JSONL/CSV path, 'sample', or hf:NAME[:CONFIG]:SPLIT"),
     n: int = typer.Option(50, help="documents to evaluate (a deterministic subset)"),
     precision: str = typer.Option("fp32", help="fp32 | fp16 | bf16 | int8_dynamic | int8_static | int4_weight"),
-    pruning: Optional[str] = typer.Option(None, help="none | unstructured (default: unstructured if --prune > 0)"),
+    pruning: Optional[str] = typer.Option(None, help="none | unstructured | structured | semi_structured_2_4 (default: unstructured if --prune > 0)"),
     prune: float = typer.Option(0.0, help="pruning ratio in [0, 0.95]"),
     runtime: str = typer.Option("torch", help="runtime name"),
     batch_size: int = typer.Option(1, help="documents per batch"),
@@ -321,6 +321,10 @@ def summarize(
 from infersweep.report_cli import report  # noqa: E402  (the Pareto report, dashboards/)
 
 app.command()(report)
+
+from infersweep.sensitivity_cli import sensitivity  # noqa: E402  (pruning sensitivity scan)
+
+app.command()(sensitivity)
 
 
 def main() -> None:

@@ -85,7 +85,6 @@ def _reason_of(exc: BaseException) -> str:
 
 def _measure(spec: TrialSpec, workdir: Path, phase) -> dict:
     from trials.models import get_adapter
-    from trials.pruning import apply_pruning
     from trials.runtimes import get_runtime
 
     pin_threads(spec.cpus)
@@ -96,11 +95,11 @@ def _measure(spec: TrialSpec, workdir: Path, phase) -> dict:
     start_mb = rss_mb()
     with phase("load"):
         adapter = get_adapter(spec.task)(spec)
+    calibration_docs = [e.document for e in calibration]
     with phase("prune"):
-        pruning_facts = apply_pruning(adapter.module, spec.pruning, spec.prune_ratio)
+        pruning_facts = prune_model(adapter, spec, calibration_docs)
     with phase("prepare"):
-        engine = get_runtime(spec.runtime).prepare(
-            adapter.prepared_model([e.document for e in calibration]), spec, workdir)
+        engine = get_runtime(spec.runtime).prepare(adapter.prepared_model(calibration_docs), spec, workdir)
         adapter.module = None  # serve from the engine alone: the source weights are not counted
         gc.collect()
     with phase("tokenize"):
@@ -122,6 +121,23 @@ def _measure(spec: TrialSpec, workdir: Path, phase) -> dict:
     artifact.update(pruning_facts)
     return dict(metrics=metrics, artifact=artifact, notes=notes,
                 sample_summaries=summaries[:SAMPLE_SUMMARIES])
+
+
+def calibration_documents(spec: TrialSpec) -> list[str]:
+    """The documents a trial calibrates on (disjoint from its evaluation slice)."""
+    examples = load_examples(spec.dataset, spec.document_field, spec.summary_field)
+    return [e.document for e in calibration_slice(examples, spec.n, CALIBRATION_DOCS, spec.seed)]
+
+
+def prune_model(adapter, spec: TrialSpec, calibration_docs: list[str]) -> dict:
+    """Apply the spec's pruning to the adapter's model in place; the same in a trial and in promotion.
+
+    Structured pruning ranks heads and neurons by their activations on the calibration documents.
+    """
+    from trials.pruning import apply_pruning
+
+    scored_on = adapter.prepared_model(calibration_docs).calibration_inputs if spec.pruning == "structured" else None
+    return apply_pruning(adapter.module, spec.pruning, spec.prune_ratio, calibration=scored_on)
 
 
 def _timed_passes(adapter, engine, batches, repeats: int, latency: LatencyTracker) -> list[str]:

@@ -5,6 +5,7 @@ Reasons say what to do instead, because a person reads them in the MLflow UI.
 from __future__ import annotations
 
 from trials.hardware import Hardware
+from trials.pruning import pruning_infeasible_reason
 from trials.runtimes import get_runtime
 from trials.runtimes.base import missing_requirement
 
@@ -36,7 +37,15 @@ def check(spec, hardware: Hardware) -> str | None:
         where = f"runtimes that do: {', '.join(others)}" if others else "no installed runtime does"
         return (f"runtime {spec.runtime!r} has no {spec.precision} kernel on {spec.device} "
                 f"(it runs {', '.join(supported) or 'nothing there'}); {where}")
-    return missing_requirement(runtime)
+    pruning = pruning_infeasible_reason(spec.pruning, spec.device, hardware, precision=spec.precision,
+                                        ratio=spec.prune_ratio, runtime=spec.runtime, task=spec.task)
+    return pruning or missing_requirement(runtime) or _runtime_reason(runtime, spec, hardware)
+
+
+def _runtime_reason(runtime, spec, hardware: Hardware) -> str | None:
+    """A runtime's own reason (a package build, a GPU generation), when it declares one."""
+    unavailable = getattr(runtime, "unavailable_reason", None)
+    return unavailable(spec, hardware) if unavailable else None
 
 
 def _runtimes_for_task(task: str) -> list[str]:

@@ -16,18 +16,25 @@ MODEL_DIR = "model"
 SPEC_FILE = "variant.json"
 
 
+#: pruning that lives in the module's code rather than its weights: re-applied when served
+REAPPLIED_PRUNING = ("semi_structured_2_4",)
+
+
 def save_variant(spec: TrialSpec, directory: Path) -> Path:
+    """Prune the spec's model exactly as its trial did and save it (weights, tokenizer, settings)."""
+    from trials.engine import calibration_documents, prune_model
     from trials.models import get_adapter
-    from trials.pruning import apply_pruning
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     adapter = get_adapter(spec.task)(spec)
-    apply_pruning(adapter.module, spec.pruning, spec.prune_ratio)
+    prune_model(adapter, spec, calibration_documents(spec) if spec.pruning == "structured" else [])
     pretrained = getattr(adapter.module, "encoder", adapter.module)
-    pretrained.save_pretrained(directory / MODEL_DIR)
+    pretrained.save_pretrained(directory / MODEL_DIR)  # structured: the smaller shapes, in its config
     adapter.tokenizer.save_pretrained(directory / MODEL_DIR)
-    served = spec.model_copy(update={"model": MODEL_DIR, "pruning": "none", "prune_ratio": 0.0,
+    keep = spec.pruning in REAPPLIED_PRUNING
+    served = spec.model_copy(update={"model": MODEL_DIR, "pruning": spec.pruning if keep else "none",
+                                     "prune_ratio": spec.prune_ratio if keep else 0.0,
                                      "dataset": "sample", "warmup": 0})
     (directory / SPEC_FILE).write_text(json.dumps({"spec": json.loads(served.to_json()),
                                                    "source_spec": json.loads(spec.to_json())}, indent=2))
@@ -49,6 +56,10 @@ class Summarizer:
         self.batch_size = batch_size or self.spec.batch_size
         pin_threads(self.spec.cpus)
         self.adapter = get_adapter(self.spec.task)(self.spec)
+        if self.spec.pruning in REAPPLIED_PRUNING:  # masks are in the weights; the sparse kernels are not
+            from trials.pruning import apply_pruning
+
+            apply_pruning(self.adapter.module, self.spec.pruning, self.spec.prune_ratio)
         self._workdir = tempfile.mkdtemp(prefix="infersweep-serve-")
         self.engine = get_runtime(self.spec.runtime).prepare(self.adapter.prepared_model(), self.spec,
                                                               Path(self._workdir))

@@ -40,3 +40,15 @@ def test_check_is_pure():
     spec = TrialSpec(precision="fp16", device="cuda")
     assert check(spec, CPU) == check(spec, CPU) != None
     assert check(spec, GPU) is None
+
+
+def test_pruning_methods_are_checked_before_anything_loads():
+    semi = dict(pruning="semi_structured_2_4", prune_ratio=0.5)
+    assert "sparse tensor cores" in check(TrialSpec(**semi), CPU)
+    assert check(TrialSpec(**semi, device="cuda", precision="fp16"), GPU) is None
+    assert "fp16 or bf16" in check(TrialSpec(**semi, device="cuda"), GPU)
+    on_ort = check(TrialSpec(**semi, device="cuda", precision="fp16", runtime="onnxruntime"), GPU)
+    assert on_ort and "runtime 'torch'" in on_ort
+    seq2seq = check(TrialSpec(task="seq2seq", pruning="structured", prune_ratio=0.3), CPU)
+    assert "BERT-layout" in seq2seq and "unstructured" in seq2seq
+    assert check(TrialSpec(pruning="structured", prune_ratio=0.3), CPU) is None

@@ -13,6 +13,7 @@ import numpy as np
 
 from trials.models import resolve_model
 from trials.models.sentences import split_sentences
+from trials.pruning import attention_shape, load_encoder
 from trials.runtimes.base import PreparedModel
 
 # Chosen on CNN/DailyMail validation examples 0-249 (bench/trials.py reports all 500).
@@ -62,13 +63,13 @@ class ExtractiveSummarizer:
     task = "extractive"
 
     def __init__(self, spec):
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
 
         self.spec = spec
         self.settings = spec.extractive
         path = resolve_model(spec.model)
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=spec.trust_remote_code)
-        encoder = AutoModel.from_pretrained(path, trust_remote_code=spec.trust_remote_code).float().eval()
+        encoder = load_encoder(path, trust_remote_code=spec.trust_remote_code).float().eval()  # pruned or not
         self.config = encoder.config
         self.module = _embedding_head_class()(encoder).eval()
 
@@ -76,6 +77,8 @@ class ExtractiveSummarizer:
         example = self._tokenize(["An example sentence for export.", "Another, longer example sentence."])
         calibration = [chunk.inputs for doc in calibration_documents
                        for chunk in self.batches([doc], 1)[0].chunks]
+        # a structurally pruned encoder has fewer heads than its config says (ORT's fusion needs them)
+        num_heads, attention_hidden = attention_shape(self.module.encoder.config)
         return PreparedModel(
             module=self.module,
             example_inputs=example,
@@ -86,8 +89,8 @@ class ExtractiveSummarizer:
                           "embeddings": {0: "batch"}},
             calibration_inputs=calibration,
             model_type=getattr(self.config, "model_type", "bert"),
-            num_heads=getattr(self.config, "num_attention_heads", 0),
-            hidden_size=getattr(self.config, "hidden_size", 0),
+            num_heads=num_heads,
+            hidden_size=attention_hidden,
         )
 
     def _tokenize(self, sentences: list[str]) -> dict:

@@ -1,0 +1,20 @@
+"""A saved variant (what promotion registers) serves exactly what its trial measured."""
+import pytest
+
+from trials import TrialSpec, run_trial
+from trials.data import eval_slice, load_examples
+from trials.package import MODEL_DIR, Summarizer, save_variant
+
+
+@pytest.mark.parametrize("pruning, ratio", [("structured", 0.3), ("unstructured", 0.3)])
+def test_saved_variant_summarizes_like_its_trial(pruning, ratio, tmp_path):
+    spec = TrialSpec(n=4, batch_size=2, warmup=0, repeats=1, cpus=1, pruning=pruning, prune_ratio=ratio)
+    report = run_trial(spec, tmp_path / "trial")
+    assert report.status == "ok", report.reason
+    variant = save_variant(spec, tmp_path / "variant")
+    documents = [e.document for e in eval_slice(load_examples("sample"), spec.n, spec.seed)]
+    served = Summarizer(variant).summarize(documents)
+    assert served[:len(report.sample_summaries)] == report.sample_summaries
+    weights = sum(f.stat().st_size for f in (variant / MODEL_DIR).glob("*.safetensors")) / 2**20
+    if pruning == "structured":  # the smaller shapes are saved, not zeros
+        assert weights < 0.9 * report.artifact["params_before"] * 4 / 2**20
