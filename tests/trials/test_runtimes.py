@@ -182,7 +182,44 @@ def test_int8_static_and_int4_point_to_onnxruntime():
 
 def test_onnxruntime_has_no_fp16_on_cpu():
     assert "fp16 needs a CUDA device" in check(TrialSpec(runtime="onnxruntime", precision="fp16"), CPU)
-    assert check(TrialSpec(runtime="onnxruntime", precision="fp16", device="cuda"), GPU) is None
+    on_gpu = check(TrialSpec(runtime="onnxruntime", precision="fp16", device="cuda"), GPU)
+    assert on_gpu is None or "onnxruntime-gpu" in on_gpu  # the kernel exists; the CPU build lacks CUDA
+
+
+def test_onnxruntime_on_cuda_needs_the_gpu_build():
+    from trials.runtimes.cache import library_versions
+
+    reason = get_runtime("onnxruntime").unavailable_reason(TrialSpec(runtime="onnxruntime", device="cuda"), GPU)
+    if library_versions("onnxruntime-gpu"):
+        assert reason is None
+    else:
+        assert "onnxruntime-gpu" in reason and "infersweep[gpu]" in reason
+    assert get_runtime("onnxruntime").unavailable_reason(TrialSpec(runtime="onnxruntime"), CPU) is None
+
+
+def test_tensorrt_reasons():
+    import importlib.util
+
+    trt = get_runtime("tensorrt")
+    on_cpu = check(TrialSpec(runtime="tensorrt"), CPU)
+    assert "runtime 'tensorrt'" in on_cpu and "onnxruntime" in on_cpu
+    assert "NVIDIA GPU" in trt.unavailable_reason(TrialSpec(runtime="tensorrt"), CPU)
+    old_gpu = Hardware(cuda_available=True, gpu_count=1, gpu_compute_capability=(6, 1))
+    assert "7.5" in trt.unavailable_reason(TrialSpec(runtime="tensorrt", device="cuda"), old_gpu)
+    assert trt.unavailable_reason(TrialSpec(runtime="tensorrt", device="cuda"), GPU) is None
+    assert "int8_dynamic" not in trt.precisions["cuda"]
+    if importlib.util.find_spec("tensorrt") is None:
+        reason = check(TrialSpec(runtime="tensorrt", device="cuda"), GPU)
+        assert "needs the Python package 'tensorrt'" in reason and "infersweep[gpu]" in reason
+
+
+def test_tensorrt_profile_covers_the_adapter_batches():
+    from trials.runtimes.tensorrt import optimization_profile
+
+    spec = TrialSpec(runtime="tensorrt", device="cuda")
+    profile = optimization_profile(spec)
+    assert profile["max"] == [spec.extractive.micro_batch_sentences, spec.extractive.max_sentence_tokens]
+    assert profile["min"] <= profile["opt"] <= profile["max"]
 
 
 @pytest.mark.gpu
@@ -202,3 +239,30 @@ def test_onnxruntime_cuda_io_binding(precision, adapter, reference, cache_dir, t
     cosine = torch.nn.functional.cosine_similarity(out.float().cpu(), torch.from_numpy(expected))
     assert cosine.min() >= MIN_COSINE[precision]
     engine.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8_static"])
+def test_tensorrt_engine(precision, adapter, reference, cache_dir, tmp_path):
+    import copy
+    import importlib.util
+
+    import torch
+
+    if importlib.util.find_spec("tensorrt") is None:
+        pytest.skip("tensorrt is not installed: pip install 'infersweep[gpu]'")
+    inputs, expected = reference
+    model = adapter.prepared_model(CALIBRATION)
+    model.module = copy.deepcopy(model.module)
+    spec = TrialSpec(runtime="tensorrt", precision=precision, device="cuda")
+    engine = get_runtime("tensorrt").prepare(model, spec, tmp_path)
+    out = engine(**inputs)
+    assert isinstance(out, torch.Tensor) and out.is_cuda and out.shape == expected.shape
+    cosine = torch.nn.functional.cosine_similarity(out.float().cpu(), torch.from_numpy(expected))
+    assert cosine.min() >= MIN_COSINE["int8_dynamic" if precision == "int8_static" else precision]
+    big = {k: torch.cat([v] * 30) for k, v in inputs.items()}  # 90 rows > the profile's max batch
+    assert engine(**big).shape[0] == 90
+    assert engine.size_mb() > 1
+    engine.close()
+    again = get_runtime("tensorrt").prepare(model, spec, tmp_path / "again")
+    assert again.cache_info["cache"] == "hit"

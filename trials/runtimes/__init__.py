@@ -12,6 +12,7 @@ RUNTIMES: dict[str, str] = {
     "onnxruntime": "trials.runtimes.onnxruntime:OnnxRuntimeRuntime",
     "torchscript": "trials.runtimes.torchscript:TorchScriptRuntime",
     "torch_compile": "trials.runtimes.torch_compile:TorchCompileRuntime",
+    "tensorrt": "trials.runtimes.tensorrt:TensorRTRuntime",
 }
 
 
