@@ -1,0 +1,139 @@
+"""Every feasible runtime x precision at batch 1 and 16 on the extractive model over the shared
+CNN/DailyMail file: per-sample latency, speedup vs torch fp32 in the same run, model size,
+ROUGE-Lsum and its drop. Writes the `runtimes` section of docs/benchmarks.md.
+
+    .venv/bin/python bench/runtimes.py [--n 60] [--batch-sizes 1,16] [--runtimes torch,onnxruntime]
+
+Each trial runs in a fresh Python process (as a sweep worker would), through `run_trial`, with
+2 CPUs. Artifacts come from a cache under the bench's own directory (built once, reused); the
+first use of a variant shows its build time in the `prepare s` column. The machine is shared:
+the 1-minute load average after each trial is in the table, read speedups with it in mind.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._report import SHARED_CNN, machine, markdown_table, write_section  # noqa: E402
+
+CHILD = """
+import json, sys
+from trials import TrialSpec, run_trial
+spec = TrialSpec.model_validate_json(sys.argv[1])
+report = run_trial(spec, sys.argv[2])
+print("REPORT" + report.model_dump_json())
+"""
+
+
+def variants(runtimes: list[str] | None) -> list[tuple[str, str]]:
+    from trials.feasibility import check
+    from trials.hardware import detect
+    from trials.runtimes import RUNTIMES, get_runtime
+    from trials.spec import TrialSpec
+
+    hw = detect()
+    out, skipped = [], []
+    for name in RUNTIMES:
+        if runtimes and name not in runtimes:
+            continue
+        for precision in get_runtime(name).precisions.get("cpu", ()):
+            reason = check(TrialSpec(runtime=name, precision=precision, dataset=str(SHARED_CNN)), hw)
+            (skipped.append((name, precision, reason)) if reason else out.append((name, precision)))
+    for name, precision, reason in skipped:
+        print(f"skip {name}/{precision}: {reason}")
+    return out
+
+
+def run_one(spec, workdir: Path, env: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-c", CHILD, spec.to_json(), str(workdir)], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("REPORT")), None)
+    if line is None:
+        return {"status": "failed", "reason": (proc.stderr or proc.stdout)[-800:], "metrics": {}}
+    return json.loads(line[len("REPORT"):])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=60, help="documents (eval slice)")
+    parser.add_argument("--batch-sizes", default="1,16")
+    parser.add_argument("--runtimes", default="", help="comma-separated; default: all registered")
+    parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
+    args = parser.parse_args(argv)
+    if not SHARED_CNN.exists():
+        print(f"skipped: the shared CNN/DailyMail file {SHARED_CNN} is absent (set INFERSWEEP_CNN)")
+        return 0
+    from trials.spec import TrialSpec
+
+    machine_line = machine()
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    todo = variants([r for r in args.runtimes.split(",") if r] or None)
+    env = dict(os.environ, INFERSWEEP_CACHE=os.environ.get("INFERSWEEP_CACHE", str(ROOT / ".infersweep" / "cache")),
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONWARNINGS="ignore")
+    results = []
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="bench-runtimes-") as tmp:
+        for batch in batch_sizes:
+            for runtime, precision in todo:
+                spec = TrialSpec(runtime=runtime, precision=precision, batch_size=batch, n=args.n,
+                                 dataset=str(SHARED_CNN), cpus=args.cpus, warmup=1, repeats=1)
+                report = run_one(spec, Path(tmp) / spec.short_name(), env)
+                load = os.getloadavg()[0]
+                results.append((runtime, precision, batch, report, load))
+                m = report.get("metrics", {})
+                print(f"{runtime:14s} {precision:13s} b{batch:<3d} {report['status']:6s} "
+                      f"{m.get('latency_ms_per_sample', float('nan')):9.1f} ms/sample  "
+                      f"RL {m.get('rougeLsum', float('nan')):6.2f}  load {load:.1f}  {report.get('reason', '')[:200]}",
+                      flush=True)
+    body = render(results, args, time.time() - started)
+    print(body)
+    if not args.no_write:
+        command = "python bench/runtimes.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        path = write_section("runtimes", "Runtimes x precisions (extractive MiniLM, CPU)", command.strip(), body,
+                             machine_line)
+        print(f"wrote {path}")
+    return 0
+
+
+def render(results, args, seconds: float) -> str:
+    from trials.measure import relative_metrics
+
+    base = {b: r["metrics"] for rt, p, b, r, _ in results if rt == "torch" and p == "fp32" and r["status"] == "ok"}
+    headers = ["runtime", "precision", "batch", "ms/sample", "speedup", "size MiB", "ROUGE-Lsum", "drop %",
+               "prepare s", "cache", "load"]
+    rows = []
+    for runtime, precision, batch, report, load in results:
+        m = report.get("metrics", {})
+        if report["status"] != "ok":
+            rows.append([runtime, precision, batch, report["status"], "", "", "", "", "", "", f"{load:.1f}"])
+            continue
+        rel = relative_metrics(m, base.get(batch, {}))
+        rows.append([runtime, precision, batch, m["latency_ms_per_sample"], _x(rel.get("speedup")),
+                     m["model_size_mb"], m["rougeLsum"], rel.get("rouge_drop_pct", float("nan")),
+                     report.get("phases_s", {}).get("prepare", float("nan")),
+                     report.get("artifact", {}).get("cache", "-"), f"{load:.1f}"])
+    failures = [f"- {rt}/{p} b{b}: {r['status']}: {r.get('reason', '')[:300]}"
+                for rt, p, b, r, _ in results if r["status"] != "ok"]
+    notes = (f"{args.n} documents of the shared CNN/DailyMail dev file (eval slice of `run_trial`, seed 0), "
+             f"{args.cpus} CPUs per trial, 1 warm-up batch + 1 timed pass, each trial in a fresh process; "
+             f"speedup and drop are against torch fp32 at the same batch size in this run. "
+             f"Total {seconds / 60:.1f} min.")
+    return "\n".join([notes, "", markdown_table(headers, rows)] + ([""] + failures if failures else []))
+
+
+def _x(value):
+    return f"{value:.2f}x" if value else ""
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
