@@ -14,10 +14,25 @@ PRECISIONS: dict[str, str] = {
 }
 
 
+#: precision -> the bitsandbytes layer that runs it on the torch runtime (int8_dynamic only on CUDA:
+#: on CPU torch's own dynamic int8 kernels are faster)
+BNB_LAYERS = {"int8_dynamic": "LLM.int8 (bnb.nn.Linear8bitLt, int8 weights, outliers in fp16)",
+              "int4_weight": "NF4 (bnb.nn.Linear4bit, 4-bit NormalFloat weights in blocks of 64)"}
+BNB_HINT = "pip install 'infersweep[gpu]' (bitsandbytes)"
+#: Linear layers bitsandbytes leaves alone (the output projection decides every token)
+BNB_SKIP = ("lm_head",)
+
+
+def uses_bitsandbytes(precision: str, device: str) -> bool:
+    return precision == "int4_weight" or (precision == "int8_dynamic" and device == "cuda")
+
+
 def apply_torch_precision(module, precision: str, device: str):
     """Return `module` converted to `precision` for torch eager execution."""
     import torch
 
+    if uses_bitsandbytes(precision, device):
+        return quantize_bitsandbytes(module, precision, device)
     if precision == "fp32":
         return module.float()
     if precision == "bf16":
@@ -27,6 +42,50 @@ def apply_torch_precision(module, precision: str, device: str):
     if precision == "int8_dynamic":
         return quantize_int8_dynamic(module)
     raise ValueError(f"precision {precision!r} has no torch eager implementation")
+
+
+def quantize_bitsandbytes(module, precision: str, device: str):
+    """Swap every nn.Linear (but BNB_SKIP) for its bitsandbytes layer; quantized on `.to(device)`.
+
+    On CUDA the rest of the model runs in fp16 (LLM.int8 and NF4 compute in fp16 there); on CPU
+    in fp32.
+    """
+    import logging
+
+    import torch
+
+    from trials.runtimes.base import import_or_hint
+
+    # on import, CPU: "Failed to load gemm_4bit_forward from kernels-community" (a hub download
+    # we never do); it falls back to its own kernel
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    bnb = import_or_hint("bitsandbytes", BNB_HINT)
+    compute = torch.float16 if device == "cuda" else torch.float32
+    module = module.to(compute)
+    targets = [(name, m) for name, m in module.named_modules()
+               if type(m) is torch.nn.Linear and name.rsplit(".", 1)[-1] not in BNB_SKIP]
+    for name, linear in targets:
+        parent = module.get_submodule(name.rsplit(".", 1)[0]) if "." in name else module
+        setattr(parent, name.rsplit(".", 1)[-1], _bnb_linear(bnb, linear, precision, compute))
+    return module.to(device)
+
+
+def _bnb_linear(bnb, linear, precision: str, compute):
+    import torch
+
+    bias = linear.bias is not None
+    weight = linear.weight.data.to(compute)
+    if precision == "int8_dynamic":
+        new = bnb.nn.Linear8bitLt(linear.in_features, linear.out_features, bias=bias,
+                                  has_fp16_weights=False, threshold=6.0)
+        new.weight = bnb.nn.Int8Params(weight, requires_grad=False, has_fp16_weights=False)
+    else:
+        new = bnb.nn.Linear4bit(linear.in_features, linear.out_features, bias=bias, compute_dtype=compute,
+                                quant_type="nf4")
+        new.weight = bnb.nn.Params4bit(weight, requires_grad=False, quant_type="nf4")
+    if bias:
+        new.bias = torch.nn.Parameter(linear.bias.data.to(compute), requires_grad=False)
+    return new
 
 
 def quantize_int8_dynamic(module):

@@ -26,14 +26,28 @@ def test_fp16_on_gpu_is_feasible():
     assert check(TrialSpec(device="cuda", precision="fp16"), GPU) is None
 
 
-@pytest.mark.parametrize("precision", ["int8_static", "int4_weight"])
-def test_precision_without_kernel_names_the_runtime_limit(precision):
-    reason = check(TrialSpec(precision=precision), CPU)
-    assert f"runtime 'torch' has no {precision} kernel on cpu" in reason
+def test_precision_without_kernel_names_the_runtime_limit():
+    reason = check(TrialSpec(precision="int8_static"), CPU)
+    assert "runtime 'torch' has no int8_static kernel on cpu" in reason and "onnxruntime" in reason
+    reason = check(TrialSpec(runtime="torch_compile", precision="int8_dynamic"), CPU)
+    assert "runtime 'torch_compile' has no int8_dynamic kernel on cpu" in reason
 
 
-def test_int8_dynamic_has_no_cuda_kernel_in_torch():
-    assert "no int8_dynamic kernel on cuda" in check(TrialSpec(device="cuda", precision="int8_dynamic"), GPU)
+@pytest.mark.parametrize("precision, device", [("int8_dynamic", "cuda"), ("int4_weight", "cuda"),
+                                               ("int4_weight", "cpu")])
+def test_bitsandbytes_precisions_need_the_package(precision, device, monkeypatch):
+    import importlib.util
+
+    hardware = GPU if device == "cuda" else CPU
+    spec = TrialSpec(precision=precision, device=device)
+    if importlib.util.find_spec("bitsandbytes") is not None:
+        assert check(spec, hardware) is None
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+    reason = check(spec, hardware)
+    assert "bitsandbytes" in reason and "infersweep[gpu]" in reason
+    assert check(TrialSpec(precision="int8_dynamic"), CPU) is None  # torch's own int8 kernels on CPU
 
 
 def test_check_is_pure():

@@ -43,8 +43,14 @@ def _runnable(name: str) -> bool:
             and (SLOW_OK or not getattr(rt, "slow_to_prepare", False)))
 
 
+def _available(name: str, precision: str) -> bool:
+    """The precision's own extra package (bitsandbytes for torch int4) is installed."""
+    reason = getattr(get_runtime(name), "unavailable_reason", lambda *_: None)
+    return reason(TrialSpec(runtime=name, precision=precision), CPU) is None
+
+
 CASES = [(name, precision) for name in RUNTIMES if _runnable(name)
-         for precision in get_runtime(name).precisions.get("cpu", ())]
+         for precision in get_runtime(name).precisions.get("cpu", ()) if _available(name, precision)]
 
 
 @pytest.fixture(scope="module")
@@ -174,10 +180,19 @@ def test_missing_package_gives_the_install_hint(monkeypatch):
     assert "pip install" in reason and "infersweep[gpu]" in reason
 
 
-def test_int8_static_and_int4_point_to_onnxruntime():
-    for precision in ("int8_static", "int4_weight"):
-        reason = check(TrialSpec(precision=precision), CPU)
-        assert "onnxruntime" in reason
+def test_int8_static_points_to_onnxruntime():
+    reason = check(TrialSpec(precision="int8_static"), CPU)
+    assert "onnxruntime" in reason
+
+
+def test_bitsandbytes_swaps_the_linear_layers(adapter, tmp_path):
+    """int4_weight on the torch runtime: every encoder Linear becomes a bitsandbytes NF4 layer."""
+    bnb = pytest.importorskip("bitsandbytes", reason="bitsandbytes is in the dev and gpu extras")
+    engine = _prepare(adapter, "torch", "int4_weight", tmp_path)
+    kinds = {type(m) for m in engine.module.modules() if "Linear" in type(m).__name__}
+    assert kinds == {bnb.nn.Linear4bit}
+    dense = _prepare(adapter, "torch", "fp32", tmp_path / "dense")
+    assert engine.size_mb() < 0.7 * dense.size_mb()  # 4-bit weights (the embeddings stay fp32)
 
 
 def test_onnxruntime_has_no_fp16_on_cpu():
@@ -220,6 +235,26 @@ def test_tensorrt_profile_covers_the_adapter_batches():
     profile = optimization_profile(spec)
     assert profile["max"] == [spec.extractive.micro_batch_sentences, spec.extractive.max_sentence_tokens]
     assert profile["min"] <= profile["opt"] <= profile["max"]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp16", "int8_dynamic", "int4_weight"])
+def test_torch_cuda_precisions(precision, adapter, reference, tmp_path):
+    """fp16 and the bitsandbytes layers (LLM.int8, NF4) on a CUDA GPU."""
+    import copy
+
+    import torch
+
+    if precision != "fp16":
+        pytest.importorskip("bitsandbytes", reason="pip install 'infersweep[gpu]'")
+    inputs, expected = reference
+    model = adapter.prepared_model(CALIBRATION)
+    model.module = copy.deepcopy(model.module)
+    engine = get_runtime("torch").prepare(model, TrialSpec(precision=precision, device="cuda"), tmp_path)
+    out = engine(**inputs)
+    assert out.is_cuda
+    cosine = torch.nn.functional.cosine_similarity(out.float().cpu(), torch.from_numpy(expected))
+    assert cosine.min() >= MIN_COSINE[precision]
 
 
 @pytest.mark.gpu

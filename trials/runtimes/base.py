@@ -58,6 +58,16 @@ def missing_requirement(runtime: Runtime) -> str | None:
     return None
 
 
+def import_or_hint(module_name: str, hint: str):
+    """Import an optional heavy package; a missing one is an ImportError that says how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImportError(f"the Python package {module_name!r} is needed here: {hint} ({exc})") from exc
+
+
 def file_size_mb(path: Path | None) -> float:
     if path is None or not Path(path).exists():
         return 0.0
