@@ -52,7 +52,7 @@ def sensitivity(
     summary_field: str = typer.Option("summary", help="dataset field holding the reference summary"),
     max_drop: float = typer.Option(1.0, help="ROUGE-Lsum drop bound (%) for the suggested ratios"),
     out: Path = typer.Option(Path(".infersweep") / "sensitivity", help="folder for the plot and JSON"),
-    png: bool = typer.Option(True, help="also write a PNG (needs kaleido with a local Chrome)"),
+    png: bool = typer.Option(True, help="also write a PNG of the plot (matplotlib)"),
     emit_space: bool = typer.Option(False, "--emit-space",
                                     help="print only the sweep snippet `pruning: {methods, ratios}` (YAML)"),
     as_json: bool = typer.Option(False, "--json", help="print the scan as JSON instead of a table"),

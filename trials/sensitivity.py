@@ -32,6 +32,7 @@ from trials.spec import TrialSpec
 KINDS = ("heads", "ffn", "structured", "unstructured")
 DEFAULT_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5)
 DEFAULT_LAYER_RATIO = 0.5
+PALETTE = {"heads": "#1f77b4", "ffn": "#ff7f0e", "structured": "#2ca02c", "unstructured": "#7f7f7f"}
 CALIBRATION_DOCS = 8
 
 
@@ -270,13 +271,12 @@ def figure(result: ScanResult, max_drop_pct: float = 1.0):
     if layers:
         titles.append(f"ROUGE-Lsum drop (%), {layers[0].ratio:g} of one layer's heads removed")
     fig = make_subplots(rows=1, cols=cols, subplot_titles=titles)
-    palette = {"heads": "#1f77b4", "ffn": "#ff7f0e", "structured": "#2ca02c", "unstructured": "#7f7f7f"}
     for kind in KINDS:
         rows = sorted(result.of_kind(kind), key=lambda r: r.ratio)
         if not rows:
             continue
         x = [0.0] + [r.ratio for r in rows]
-        style = dict(color=palette[kind])
+        style = dict(color=PALETTE[kind])
         fig.add_trace(go.Scatter(x=x, y=[0.0] + [r.rouge_drop_pct for r in rows], name=kind,
                                  mode="lines+markers", line=style, legendgroup=kind), row=1, col=1)
         fig.add_trace(go.Scatter(x=x, y=[1.0] + [r.speedup or float("nan") for r in rows], name=kind,
@@ -285,7 +285,7 @@ def figure(result: ScanResult, max_drop_pct: float = 1.0):
     fig.add_hline(y=max_drop_pct, line_dash="dot", row=1, col=1, annotation_text=f"{max_drop_pct:g}% bound")
     if layers:
         fig.add_trace(go.Bar(x=[str(r.layer) for r in layers], y=[r.rouge_drop_pct for r in layers],
-                             name="heads per layer", marker_color=palette["heads"], showlegend=False),
+                             name="heads per layer", marker_color=PALETTE["heads"], showlegend=False),
                       row=1, col=3)
         fig.update_xaxes(title_text="layer", row=1, col=3)
     fig.update_xaxes(title_text="pruning ratio", row=1, col=1)
@@ -299,20 +299,42 @@ def figure(result: ScanResult, max_drop_pct: float = 1.0):
 
 def write_plot(result: ScanResult, html_path: Path, png: bool = True,
                max_drop_pct: float = 1.0) -> tuple[Path, Path | None, str]:
-    """Write the plot as HTML (always) and PNG (when kaleido can render offline).
+    """Write the plot as interactive HTML and (unless `png` is False) a PNG drawn by matplotlib.
 
     Returns (html, png or None, why the PNG was skipped or "").
     """
     html_path = Path(html_path)
     html_path.parent.mkdir(parents=True, exist_ok=True)
-    fig = figure(result, max_drop_pct)
-    fig.write_html(str(html_path), include_plotlyjs=True)
+    figure(result, max_drop_pct).write_html(str(html_path), include_plotlyjs=True)
     if not png:
         return html_path, None, "PNG not requested"
-    png_path = html_path.with_suffix(".png")
-    try:
-        fig.write_image(str(png_path))  # kaleido >= 1 needs a local Chrome; it never downloads one here
-    except Exception as exc:  # no kaleido, or no Chrome/Chromium on this machine
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return html_path, None, f"PNG skipped ({first[:160]}); the HTML has the same plot"
-    return html_path, png_path, ""
+    return html_path, write_png(result, html_path.with_suffix(".png"), max_drop_pct), ""
+
+
+def write_png(result: ScanResult, path: Path, max_drop_pct: float = 1.0) -> Path:
+    """The same panels as figure(), drawn with matplotlib (no browser needed)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    layers = result.of_kind("heads", per_layer=True)
+    fig = Figure(figsize=(5.2 * (3 if layers else 2), 4.4), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3 if layers else 2)
+    for kind in KINDS:
+        rows = sorted(result.of_kind(kind), key=lambda r: r.ratio)
+        if not rows:
+            continue
+        x = [0.0] + [r.ratio for r in rows]
+        axes[0].plot(x, [0.0] + [r.rouge_drop_pct for r in rows], "o-", color=PALETTE[kind], label=kind)
+        axes[1].plot(x, [1.0] + [r.speedup or float("nan") for r in rows], "o-", color=PALETTE[kind], label=kind)
+    axes[0].axhline(max_drop_pct, ls=":", color="#555", label=f"{max_drop_pct:g}% bound")
+    axes[0].set(title="ROUGE-Lsum drop (%)", xlabel="pruning ratio")
+    axes[1].set(title="speedup vs unpruned", xlabel="pruning ratio")
+    axes[0].legend(fontsize=8)
+    if layers:
+        axes[2].bar([str(r.layer) for r in layers], [r.rouge_drop_pct for r in layers], color=PALETTE["heads"])
+        axes[2].set(title=f"drop (%), {layers[0].ratio:g} of one layer's heads removed", xlabel="layer")
+    fig.suptitle(f"Pruning sensitivity: {result.spec.model} (n={result.spec.n}, {result.spec.precision}); "
+                 f"baseline ROUGE-Lsum {result.baseline.rougeLsum:.2f}", fontsize=10)
+    fig.savefig(path)
+    return Path(path)

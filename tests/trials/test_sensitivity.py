@@ -47,6 +47,8 @@ def test_table_and_plot(scanned, tmp_path):
     assert "structured" in text and "unstructured" in text and "ROUGE-Lsum" in text
     html, png, why = write_plot(result, tmp_path / "scan.html", png=False)
     assert html.exists() and "plotly" in html.read_text()[:5000].lower() and png is None
+    _, png, why = write_plot(result, tmp_path / "with-png.html")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000 and why == ""
 
 
 def _result(drops: dict[float, float]) -> ScanResult:
