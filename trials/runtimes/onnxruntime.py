@@ -16,6 +16,9 @@ The pipeline, each step a cache entry keyed on the one before it:
 Sessions use ORT_ENABLE_ALL, intra-op threads = the trial's CPUs, one inter-op thread, and
 thread spinning off (on a shared or oversubscribed machine spinning threads steal the cores
 the compute threads need). On CUDA: CUDAExecutionProvider with IO binding on torch tensors.
+
+This pipeline is the extractive task's (one encoder graph); seq2seq models (encoder, first decoder
+step, decoder with past, driven by Hugging Face's generate) are built in onnx_seq2seq.py.
 """
 from __future__ import annotations
 
@@ -114,7 +117,7 @@ class OnnxRuntimeRuntime:
         "cpu": ("fp32", "int8_dynamic", "int8_static", "int4_weight"),
         "cuda": ("fp32", "fp16", "int4_weight"),
     }
-    tasks = ("extractive",)
+    tasks = ("extractive", "seq2seq")  # seq2seq: three graphs, see onnx_seq2seq.py
     caches_artifacts = True
     requires = (("onnxruntime", "pip install onnxruntime (CPU) or " + GPU_HINT),
                 ("onnx", "pip install onnx"))
@@ -124,10 +127,19 @@ class OnnxRuntimeRuntime:
         if spec.device == "cuda" and not library_versions("onnxruntime-gpu"):
             return ("onnxruntime on CUDA needs the onnxruntime-gpu package (only the CPU build is "
                     f"installed): {GPU_HINT}")
+        if spec.task == "seq2seq":
+            from trials.runtimes.onnx_seq2seq import unavailable_reason
+
+            return unavailable_reason(spec)
         return None
 
-    def prepare(self, model: PreparedModel, spec, workdir: Path) -> OrtEngine:
+    def prepare(self, model: PreparedModel, spec, workdir: Path):
         log = CacheLog()
+        if spec.task == "seq2seq":
+            from trials.runtimes.onnx_seq2seq import OrtSeq2SeqEngine, build_seq2seq_graphs
+
+            folder = build_seq2seq_graphs(model, spec.precision, spec.device, ArtifactCache(), log)
+            return OrtSeq2SeqEngine(folder, spec, model, log.info())
         path = build_ort_model(model, spec.precision, spec.device, ArtifactCache(), log)
         return OrtEngine(path, spec, model, log.info())
 
