@@ -10,13 +10,16 @@ from trials.runtimes import get_runtime
 from trials.runtimes.base import missing_requirement
 
 
-def _runtimes_supporting(precision: str, device: str, task: str) -> list[str]:
+def _runtimes_supporting(spec, hardware: Hardware) -> list[str]:
+    """Runtimes that run the spec's precision for its task and device (by their own reasons too)."""
     from trials.runtimes import RUNTIMES
 
     names = []
     for name in RUNTIMES:
         rt = get_runtime(name)
-        if precision in rt.precisions.get(device, ()) and task in rt.tasks:
+        there = spec.model_copy(update={"runtime": name})
+        if (spec.precision in rt.precisions.get(spec.device, ()) and spec.task in rt.tasks
+                and _runtime_reason(rt, there, hardware) is None):
             names.append(name)
     return names
 
@@ -33,7 +36,7 @@ def check(spec, hardware: Hardware) -> str | None:
                 f"use one of: {', '.join(_runtimes_for_task(spec.task))}")
     supported = runtime.precisions.get(spec.device, ())
     if spec.precision not in supported:
-        others = _runtimes_supporting(spec.precision, spec.device, spec.task)
+        others = _runtimes_supporting(spec, hardware)
         where = f"runtimes that do: {', '.join(others)}" if others else "no installed runtime does"
         return (f"runtime {spec.runtime!r} has no {spec.precision} kernel on {spec.device} "
                 f"(it runs {', '.join(supported) or 'nothing there'}); {where}")

@@ -66,3 +66,10 @@ def test_pruning_methods_are_checked_before_anything_loads():
     seq2seq = check(TrialSpec(task="seq2seq", pruning="structured", prune_ratio=0.3), CPU)
     assert "BERT-layout" in seq2seq and "unstructured" in seq2seq
     assert check(TrialSpec(pruning="structured", prune_ratio=0.3), CPU) is None
+
+
+def test_precision_hint_names_only_runtimes_that_run_it_for_the_task():
+    reason = check(TrialSpec(task="seq2seq", precision="int8_static", runtime="torch"), CPU)
+    assert "no installed runtime does" in reason  # onnxruntime's int8_static is extractive-only
+    reason = check(TrialSpec(precision="int8_static", runtime="torch"), CPU)
+    assert "runtimes that do: onnxruntime" in reason

@@ -22,6 +22,8 @@ class PreparedModel:
     dynamic_axes: dict[str, dict[int, str]]
     calibration_inputs: list[dict[str, Any]] = field(default_factory=list)
     model_type: str = "bert"
+    #: attention heads per layer and their total width, as ONNX Runtime's Attention fusion wants
+    #: them (a structurally pruned encoder has fewer than its config's; 0: let it skip the fusion)
     num_heads: int = 0
     hidden_size: int = 0
 

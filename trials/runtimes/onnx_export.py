@@ -106,11 +106,16 @@ def fuse_transformer(src: Path, dst: Path, model: PreparedModel) -> dict:
 
     from onnxruntime.transformers import optimizer
 
-    logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fused = optimizer.optimize_model(str(src), model_type=model_type, num_heads=model.num_heads,
-                                         hidden_size=model.hidden_size, opt_level=0)
+    # its fusion modules log under their own top-level names (e.g. "fusion_attention"), and warn
+    # about a pruned model's attention width even where they then fuse it correctly
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fused = optimizer.optimize_model(str(src), model_type=model_type, num_heads=model.num_heads,
+                                             hidden_size=model.hidden_size, opt_level=0)
+    finally:
+        logging.disable(logging.NOTSET)
     stats = {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
     fused.save_model_to_file(str(dst))
     return {"fusion": model_type, "fused_ops": stats}

@@ -65,7 +65,6 @@ class OrtEngine:
         self.device = spec.device
         self.cache_info = dict(cache_info or {})
         self.output_name = model.output_names[0]
-        self.hidden_size = model.hidden_size
         spinning = _spinning_default()
         so = session_options(spec.cpus, spinning=spinning)
         self.cache_info.update(intra_op_threads=spec.cpus, thread_spinning=spinning)
@@ -77,6 +76,8 @@ class OrtEngine:
         if spec.device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
             raise RuntimeError("onnxruntime has no CUDAExecutionProvider here; " + GPU_HINT)
         self.input_names = [i.name for i in self.session.get_inputs()]
+        width = self.session.get_outputs()[0].shape[-1]  # the embedding width (pruning keeps it)
+        self.output_width = width if isinstance(width, int) else model.hidden_size
 
     def __call__(self, **inputs):
         if self.device == "cuda":
@@ -96,7 +97,7 @@ class OrtEngine:
             keep.append(t)
             binding.bind_input(name, "cuda", _cuda_index(), _np_dtype(t), list(t.shape), t.data_ptr())
         batch = keep[0].shape[0]
-        out = torch.empty((batch, self.hidden_size), dtype=torch.float32, device="cuda")
+        out = torch.empty((batch, self.output_width), dtype=torch.float32, device="cuda")
         binding.bind_output(self.output_name, "cuda", _cuda_index(), _np_dtype(out), list(out.shape),
                             out.data_ptr())
         binding.synchronize_inputs()
