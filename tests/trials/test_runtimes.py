@@ -10,6 +10,7 @@ INFERSWEEP_SLOW_TESTS=1 adds torch_compile on MiniLM (a few minutes of compiling
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import numpy as np
@@ -84,6 +85,15 @@ def _prepare(adapter, runtime: str, precision: str, workdir):
     model.module = copy.deepcopy(model.module)  # runtimes may convert the module in place
     spec = TrialSpec(runtime=runtime, precision=precision, cpus=2)
     return get_runtime(runtime).prepare(model, spec, workdir)
+
+
+def _prepare_on(adapter, runtime: str, precision: str, device: str, workdir):
+    import copy
+
+    model = adapter.prepared_model(CALIBRATION)
+    model.module = copy.deepcopy(model.module)
+    return get_runtime(runtime).prepare(model, TrialSpec(runtime=runtime, precision=precision, device=device),
+                                        workdir)
 
 
 def _numpy(x):
@@ -228,6 +238,20 @@ def test_tensorrt_reasons():
         assert "needs the Python package 'tensorrt'" in reason and "infersweep[gpu]" in reason
 
 
+def test_onnxruntime_trt_reasons_and_provider_options(adapter, tmp_path):
+    from trials.runtimes.ort_tensorrt import provider_options
+    from trials.runtimes.tensorrt import optimization_profile
+
+    on_cpu = check(TrialSpec(runtime="onnxruntime_trt"), CPU)
+    assert "runtime 'onnxruntime_trt'" in on_cpu and "onnxruntime" in on_cpu
+    assert "NVIDIA GPU" in get_runtime("onnxruntime_trt").unavailable_reason(TrialSpec(runtime="onnxruntime_trt"), CPU)
+    spec = TrialSpec(runtime="onnxruntime_trt", device="cuda", precision="fp16")
+    options = provider_options(adapter.prepared_model(), optimization_profile(spec), "fp16", tmp_path)
+    assert options["trt_fp16_enable"] is True and options["trt_engine_cache_path"] == str(tmp_path)
+    assert options["trt_profile_max_shapes"] == "input_ids:64x128,attention_mask:64x128"
+    assert options["trt_profile_min_shapes"] == "input_ids:1x1,attention_mask:1x1"
+
+
 def test_tensorrt_profile_covers_the_adapter_batches():
     from trials.runtimes.tensorrt import optimization_profile
 
@@ -271,6 +295,23 @@ def test_onnxruntime_cuda_io_binding(precision, adapter, reference, cache_dir, t
     engine = get_runtime("onnxruntime").prepare(model, spec, tmp_path)
     out = engine(**{k: v.cuda() for k, v in inputs.items()})
     assert isinstance(out, torch.Tensor) and out.is_cuda
+    cosine = torch.nn.functional.cosine_similarity(out.float().cpu(), torch.from_numpy(expected))
+    assert cosine.min() >= MIN_COSINE[precision]
+    engine.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_onnxruntime_trt_engine(precision, adapter, reference, cache_dir, tmp_path):
+    import torch
+
+    if importlib.util.find_spec("tensorrt") is None or "TensorrtExecutionProvider" not in __import__(
+            "onnxruntime").get_available_providers():
+        pytest.skip("needs onnxruntime-gpu with TensorRT: pip install 'infersweep[gpu]'")
+    inputs, expected = reference
+    engine = _prepare_on(adapter, "onnxruntime_trt", precision, "cuda", tmp_path)
+    out = engine(**inputs)
+    assert engine.cache_info["provider"] == "TensorrtExecutionProvider"
     cosine = torch.nn.functional.cosine_similarity(out.float().cpu(), torch.from_numpy(expected))
     assert cosine.min() >= MIN_COSINE[precision]
     engine.close()

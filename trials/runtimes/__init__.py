@@ -13,6 +13,7 @@ RUNTIMES: dict[str, str] = {
     "torchscript": "trials.runtimes.torchscript:TorchScriptRuntime",
     "torch_compile": "trials.runtimes.torch_compile:TorchCompileRuntime",
     "tensorrt": "trials.runtimes.tensorrt:TensorRTRuntime",
+    "onnxruntime_trt": "trials.runtimes.ort_tensorrt:OrtTensorRTRuntime",
 }
 
 

@@ -58,7 +58,8 @@ def session_options(threads: int, spinning: bool = False):
 class OrtEngine:
     """Runs an ONNX model; inputs are torch tensors (or arrays), output is [batch, hidden]."""
 
-    def __init__(self, path: Path, spec, model: PreparedModel, cache_info: dict | None = None):
+    def __init__(self, path: Path, spec, model: PreparedModel, cache_info: dict | None = None,
+                 providers: list | None = None):
         import onnxruntime as ort
 
         self.artifact_path = Path(path)
@@ -68,13 +69,12 @@ class OrtEngine:
         spinning = _spinning_default()
         so = session_options(spec.cpus, spinning=spinning)
         self.cache_info.update(intra_op_threads=spec.cpus, thread_spinning=spinning)
-        if spec.device == "cuda":
-            providers = [("CUDAExecutionProvider", {"device_id": _cuda_index()}), "CPUExecutionProvider"]
-        else:
-            providers = ["CPUExecutionProvider"]
+        providers = providers or default_providers(spec.device)
         self.session = ort.InferenceSession(str(path), so, providers=providers)
-        if spec.device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
-            raise RuntimeError("onnxruntime has no CUDAExecutionProvider here; " + GPU_HINT)
+        wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
+        if wanted not in self.session.get_providers():
+            raise RuntimeError(f"onnxruntime has no {wanted} here; " + GPU_HINT)
+        self.cache_info["provider"] = wanted
         self.input_names = [i.name for i in self.session.get_inputs()]
         width = self.session.get_outputs()[0].shape[-1]  # the embedding width (pruning keeps it)
         self.output_width = width if isinstance(width, int) else model.hidden_size
@@ -110,6 +110,12 @@ class OrtEngine:
 
     def close(self) -> None:
         self.session = None
+
+
+def default_providers(device: str) -> list:
+    if device == "cuda":
+        return [("CUDAExecutionProvider", {"device_id": _cuda_index()}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
 
 
 class OnnxRuntimeRuntime:
