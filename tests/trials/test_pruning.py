@@ -243,3 +243,25 @@ def test_2_4_runs_sparse_kernels_on_cuda(adapter, inputs):
         want = dense_masked(**cuda_inputs)
     torch.testing.assert_close(got.float(), want.float(), atol=2e-2, rtol=2e-2)
     assert linear_sparsity(module) == pytest.approx(0.5, abs=0.01)
+
+
+@pytest.mark.parametrize("runtime, precision", [("onnxruntime", "fp32"), ("onnxruntime", "int8_dynamic"),
+                                                ("torchscript", "fp32")])
+def test_pruned_model_runs_on_other_runtimes(adapter, inputs, runtime, precision, tmp_path, monkeypatch):
+    """A structurally pruned encoder through each runtime's own pipeline (export, fusion, quantization)."""
+    from trials.runtimes import get_runtime
+
+    monkeypatch.setenv("INFERSWEEP_CACHE", str(tmp_path / "cache"))
+    module = _fresh(adapter)
+    apply_pruning(module, "structured", 0.3)
+    expected = _embed(module, inputs)
+    adapter_view = copy.copy(adapter)
+    adapter_view.module = module
+    model = adapter_view.prepared_model(["A calibration sentence. And one more for the slice."])
+    assert (model.num_heads, model.hidden_size) == (8, 8 * HEAD_SIZE)
+    engine = get_runtime(runtime).prepare(model, TrialSpec(runtime=runtime, precision=precision), tmp_path)
+    out = engine(**inputs)
+    got = out.detach() if isinstance(out, torch.Tensor) else torch.from_numpy(np.asarray(out))
+    cosine = torch.nn.functional.cosine_similarity(got.float(), expected)
+    assert cosine.min() >= (0.9999 if precision == "fp32" else 0.93)
+    engine.close()
