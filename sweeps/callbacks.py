@@ -119,4 +119,6 @@ class ProgressCallback(Callback):
 
     def on_experiment_end(self, trials, **info):
         if self._progress is not None:
+            # Tune calls on_trial_complete before it marks that trial TERMINATED: count them all now
+            self.on_trial_complete(None, trials, None)
             self._progress.stop()

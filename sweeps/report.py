@@ -1,6 +1,7 @@
 """Console tables for a sweep: the frontier with speedup, memory and ROUGE drop vs the baseline."""
 from __future__ import annotations
 
+from rich import box
 from rich.table import Table
 
 from sweeps.pareto import TrialRow
@@ -11,11 +12,16 @@ def _knob_text(knobs: dict) -> str:
     return f"{knobs['runtime']} {knobs['precision']} {prune} b{knobs['batch_size']}"
 
 
+FRONTIER_COLUMNS = ("trial", "knobs", "speedup", "mem\n−%", "ROUGE\ndrop %", "ms/doc", "peak\nMiB", "size\nMiB",
+                    "ROUGE\nLsum")
+
+
 def frontier_table(rows: list[TrialRow], title: str = "Pareto frontier") -> Table:
-    table = Table(title=title)
-    for col in ("trial", "knobs", "speedup", "mem −%", "ROUGE drop %", "ms/doc", "peak MiB", "size MiB", "ROUGE-Lsum"):
-        table.add_column(col, justify="left" if col in ("trial", "knobs") else "right",
-                         no_wrap=col in ("trial", "knobs"))
+    # numbers never wrap; the knobs wrap first, so an 80-column terminal still shows every metric
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
+    for col in FRONTIER_COLUMNS:
+        table.add_column(col, justify="left" if col in ("trial", "knobs") else "right", no_wrap=col != "knobs",
+                         overflow="fold")
     for r in sorted(rows, key=lambda r: -r.metrics.get("speedup", 0)):
         m = r.metrics
         table.add_row(r.trial_id[:8] + (" base" if r.baseline else ""), _knob_text(r.knobs),
