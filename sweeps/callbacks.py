@@ -91,10 +91,14 @@ class ProgressCallback(Callback):
         from sweeps.pareto import TrialRow, frontier
 
         counts: dict[str, int] = {}
-        rows = []
+        rows, seen = [], set()
         for t in trials:
             if t.status not in ("TERMINATED", "ERROR"):
                 continue
+            spec_id = t.last_result.get(SPEC_ID)
+            if spec_id and spec_id in seen:  # a repeated suggestion reused an earlier result
+                continue
+            seen.add(spec_id)
             status = t.last_result.get("status", "failed") if t.status == "TERMINATED" else "error"
             counts[status] = counts.get(status, 0) + 1
             metrics = {k.removeprefix("m_"): v for k, v in t.last_result.items() if isinstance(v, float)}
