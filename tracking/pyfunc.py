@@ -1,6 +1,8 @@
 """The MLflow pyfunc wrapper around a saved variant: input text(s), output summaries."""
 from __future__ import annotations
 
+import warnings
+
 import mlflow.pyfunc
 
 INPUT_COLUMN = "document"
@@ -19,14 +21,20 @@ def _documents(model_input) -> list[str]:
     return [str(x) for x in model_input]
 
 
-class SummarizerModel(mlflow.pyfunc.PythonModel):
-    def load_context(self, context):
-        from trials.package import Summarizer
+# MLflow warns when a PythonModel subclass is created whose `predict` has no type hints; this one
+# takes documents in any shape (str, list, dict, DataFrame) on purpose, and the logged signature
+# describes them. MLflow resets the warning filters around that check, so the display is muted.
+with warnings.catch_warnings():
+    warnings.showwarning = lambda *args, **kwargs: None
 
-        self.summarizer = Summarizer(context.artifacts["variant"])
+    class SummarizerModel(mlflow.pyfunc.PythonModel):
+        def load_context(self, context):
+            from trials.package import Summarizer
 
-    def predict(self, context, model_input, params=None):
-        import pandas as pd
+            self.summarizer = Summarizer(context.artifacts["variant"])
 
-        summaries = self.summarizer.summarize(_documents(model_input))
-        return pd.DataFrame({OUTPUT_COLUMN: summaries})
+        def predict(self, context, model_input, params=None):
+            import pandas as pd
+
+            summaries = self.summarizer.summarize(_documents(model_input))
+            return pd.DataFrame({OUTPUT_COLUMN: summaries})
