@@ -42,6 +42,10 @@ def trial(
     precision: str = typer.Option("fp32", help="fp32 | fp16 | bf16 | int8_dynamic | int8_static | int4_weight"),
     pruning: Optional[str] = typer.Option(None, help="none | unstructured | structured | semi_structured_2_4 (default: unstructured if --prune > 0)"),
     prune: float = typer.Option(0.0, help="pruning ratio in [0, 0.95]"),
+    head_ratio: Optional[float] = typer.Option(None, help="structured: share of attention heads removed "
+                                                          "(default: --prune)"),
+    ffn_ratio: Optional[float] = typer.Option(None, help="structured: share of FFN neurons removed (default: --prune)"),
+    importance: str = typer.Option("activation", help="structured: rank by activation (calibration slice) | weight"),
     runtime: str = typer.Option("torch", help="runtime name"),
     batch_size: int = typer.Option(1, help="documents per batch"),
     device: str = typer.Option("cpu", help="cpu | cuda"),
@@ -61,7 +65,8 @@ def trial(
     fields = dict(model=model, task=task, dataset=dataset, n=n, precision=precision,
                   pruning=pruning or ("unstructured" if prune > 0 else "none"), prune_ratio=prune,
                   runtime=runtime, batch_size=batch_size, device=device, cpus=cpus, warmup=warmup,
-                  repeats=repeats, seed=seed, document_field=document_field, summary_field=summary_field)
+                  repeats=repeats, seed=seed, document_field=document_field, summary_field=summary_field,
+                  structured={"head_ratio": head_ratio, "ffn_ratio": ffn_ratio, "importance": importance})
     try:
         spec = TrialSpec(**fields)
     except ValidationError as exc:

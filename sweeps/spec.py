@@ -14,7 +14,7 @@ from trials.measure import METRICS
 from trials.precision import PRECISIONS
 from trials.pruning import MAX_PRUNE_RATIO, PRUNING_METHODS
 from trials.runtimes import RUNTIMES
-from trials.spec import ExtractiveSettings, GenerationSettings, TrialSpec
+from trials.spec import ExtractiveSettings, GenerationSettings, StructuredPruningSettings, TrialSpec
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CONSTRAINT = re.compile(r"^\s*([A-Za-z_0-9]+)\s*(<=|>=|<|>)\s*(-?[0-9.]+)\s*$")
@@ -153,6 +153,7 @@ class TrialSettings(Strict):
     trust_remote_code: bool = False
     generation: GenerationSettings = GenerationSettings()
     extractive: ExtractiveSettings = ExtractiveSettings()
+    structured: StructuredPruningSettings = StructuredPruningSettings()
 
 
 class TrackingSpec(Strict):
@@ -244,7 +245,7 @@ class SweepSpec(Strict):
             summary_field=self.dataset.summary_field, device=self.trial.device,
             cpus=max(int(self.resources.cpu), 1), warmup=self.trial.warmup, repeats=self.trial.repeats,
             trust_remote_code=self.trial.trust_remote_code, generation=self.trial.generation,
-            extractive=self.trial.extractive, **knobs)
+            extractive=self.trial.extractive, structured=self.trial.structured, **knobs)
 
     def spec_hash(self) -> str:
         return hashlib.sha1(self.model_dump_json().encode()).hexdigest()[:12]

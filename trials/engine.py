@@ -132,12 +132,17 @@ def calibration_documents(spec: TrialSpec) -> list[str]:
 def prune_model(adapter, spec: TrialSpec, calibration_docs: list[str]) -> dict:
     """Apply the spec's pruning to the adapter's model in place; the same in a trial and in promotion.
 
-    Structured pruning ranks heads and neurons by their activations on the calibration documents.
+    Structured pruning ranks heads and neurons by their activations on the calibration documents
+    (or by weight norms), with the per-kind ratios of `spec.structured` where given.
     """
     from trials.pruning import apply_pruning
 
-    scored_on = adapter.prepared_model(calibration_docs).calibration_inputs if spec.pruning == "structured" else None
-    return apply_pruning(adapter.module, spec.pruning, spec.prune_ratio, calibration=scored_on)
+    if spec.pruning != "structured":
+        return apply_pruning(adapter.module, spec.pruning, spec.prune_ratio)
+    how = spec.structured
+    scored_on = adapter.prepared_model(calibration_docs).calibration_inputs if how.importance == "activation" else None
+    return apply_pruning(adapter.module, "structured", spec.prune_ratio, calibration=scored_on,
+                         importance=how.importance, head_ratio=how.head_ratio, ffn_ratio=how.ffn_ratio)
 
 
 def _timed_passes(adapter, engine, batches, repeats: int, latency: LatencyTracker) -> list[str]:

@@ -28,7 +28,8 @@ def save_variant(spec: TrialSpec, directory: Path) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     adapter = get_adapter(spec.task)(spec)
-    prune_model(adapter, spec, calibration_documents(spec) if spec.pruning == "structured" else [])
+    activations = spec.pruning == "structured" and spec.structured.importance == "activation"
+    prune_model(adapter, spec, calibration_documents(spec) if activations else [])
     pretrained = getattr(adapter.module, "encoder", adapter.module)
     pretrained.save_pretrained(directory / MODEL_DIR)  # structured: the smaller shapes, in its config
     adapter.tokenizer.save_pretrained(directory / MODEL_DIR)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -44,6 +44,18 @@ class ExtractiveSettings(BaseModel):
     micro_batch_sentences: int = Field(64, ge=1)
 
 
+class StructuredPruningSettings(BaseModel):
+    """How `structured` pruning splits its ratio between heads and FFN neurons and ranks them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    head_ratio: Optional[float] = Field(None, ge=0.0, le=MAX_PRUNE_RATIO,
+                                        description="share of attention heads removed (default: prune_ratio)")
+    ffn_ratio: Optional[float] = Field(None, ge=0.0, le=MAX_PRUNE_RATIO,
+                                       description="share of FFN neurons removed (default: prune_ratio)")
+    importance: Literal["activation", "weight"] = Field(
+        "activation", description="activations on the calibration slice, or weight norms")
+
+
 class TrialSpec(BaseModel):
     """One combination of knobs applied to one model on one evaluation slice."""
 
@@ -68,6 +80,7 @@ class TrialSpec(BaseModel):
     trust_remote_code: bool = False
     generation: GenerationSettings = GenerationSettings()
     extractive: ExtractiveSettings = ExtractiveSettings()
+    structured: StructuredPruningSettings = StructuredPruningSettings()
 
     @field_validator("precision")
     @classmethod

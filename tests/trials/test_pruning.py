@@ -265,3 +265,25 @@ def test_pruned_model_runs_on_other_runtimes(adapter, inputs, runtime, precision
     cosine = torch.nn.functional.cosine_similarity(got.float(), expected)
     assert cosine.min() >= (0.9999 if precision == "fp32" else 0.93)
     engine.close()
+
+
+def test_trial_takes_per_kind_ratios_and_importance(quick_spec, tmp_path):
+    spec = quick_spec(pruning="structured", prune_ratio=0.3,
+                      structured={"ffn_ratio": 0.0, "importance": "weight"})
+    report = run_trial(spec, tmp_path)
+    assert report.status == "ok", report.reason
+    facts = report.artifact
+    assert facts["importance"] == "weight" and facts["neurons_removed"] == 0 and facts["heads_removed"] == 24
+    assert spec.trial_id() != quick_spec(pruning="structured", prune_ratio=0.3).trial_id()
+
+
+def test_sweep_trial_settings_carry_structured_pruning(tmp_path):
+    from sweeps.spec import SweepSpecError, load_sweep_spec
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ntrial: {structured: {head_ratio: 0.1, importance: weight}}\n")
+    spec = load_sweep_spec(path).trial_spec({"pruning": "structured", "prune_ratio": 0.4})
+    assert spec.structured.head_ratio == 0.1 and spec.structured.ffn_ratio is None
+    path.write_text("name: s\ntrial: {structured: {heads: 0.1}}\n")
+    with pytest.raises(SweepSpecError, match="trial.structured.heads"):
+        load_sweep_spec(path)
