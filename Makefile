@@ -25,8 +25,10 @@ quickstart: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not cluster" $(PYTEST_ARGS)
 
+# the cluster tests start their own Ray nodes: a separate process from the in-process local Ray
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not cluster" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m cluster $(PYTEST_ARGS)
 
 ui: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/infersweep ui

@@ -60,8 +60,9 @@ class ProgressCallback(Callback):
     """Trials done / running / failed and the current frontier, live."""
 
     def __init__(self, total: int, objectives: list[tuple[str, str]], constraints: list[str],
-                 baseline_id: str = ""):
+                 baseline_id: str = "", done: frozenset[str] = frozenset()):
         self.total = total
+        self.done = frozenset(done)  # combinations finished before this run
         self.objectives = objectives
         self.constraints = constraints
         self.baseline_id = baseline_id
@@ -115,7 +116,7 @@ class ProgressCallback(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         distinct = {t.last_result.get(SPEC_ID) for t in trials if t.status in ("TERMINATED", "ERROR")}
-        done = len(distinct - {None, self.baseline_id})
+        done = len((distinct | getattr(self, "done", frozenset())) - {None, self.baseline_id})
         self._bar().update(self._task, completed=min(done, self.total), description=self._describe(trials))
 
     def on_trial_error(self, iteration, trials, trial, **info):

@@ -97,11 +97,12 @@ def _check_resources(sweep: SweepSpec) -> None:
         raise SweepError(reason)
 
 
-def _tuner(sweep: SweepSpec, directory: Path, baseline: TrialReport, runs, resume: bool, progress: bool):
+def _tuner(sweep: SweepSpec, directory: Path, baseline: TrialReport, runs, resume: bool, progress: bool,
+           done: frozenset[str] = frozenset(), samples: int | None = None):
     from ray import tune
 
     from sweeps.callbacks import MlflowTrialCallback, ProgressCallback
-    from sweeps.search import DistinctTrialsStopper, distinct_target, num_samples, searcher
+    from sweeps.search import DistinctTrialsStopper, distinct_target, num_samples, searcher, trials_to_show
 
     baseline_json = json.dumps(baseline.metrics)
     trainable = tune.with_resources(
@@ -114,14 +115,15 @@ def _tuner(sweep: SweepSpec, directory: Path, baseline: TrialReport, runs, resum
         tune_dir.rename(directory / f"tune-{int(time.time())}")
     callbacks = [MlflowTrialCallback(sweep.model_dump_json(), runs, baseline.metrics)]
     if progress:
-        callbacks.append(ProgressCallback(distinct_target(sweep), [(o.metric, o.mode) for o in sweep.objectives],
-                                          sweep.constraints, baseline.trial_id))
+        objectives = [(o.metric, o.mode) for o in sweep.objectives]
+        callbacks.append(ProgressCallback(trials_to_show(sweep, baseline.trial_id), objectives, sweep.constraints,
+                                          baseline.trial_id, done))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher(sweep, constraint_keys(sweep)),
-                                    num_samples=num_samples(sweep), reuse_actors=False),
+                                    num_samples=samples or num_samples(sweep), reuse_actors=False),
         run_config=tune.RunConfig(name="tune", storage_path=str(directory), verbose=0, callbacks=callbacks,
-                                  stop=DistinctTrialsStopper(distinct_target(sweep), {baseline.trial_id}),
+                                  stop=DistinctTrialsStopper(distinct_target(sweep), {baseline.trial_id}, done),
                                   failure_config=tune.FailureConfig(max_failures=sweep.search.max_failures)),
     )
 
@@ -196,9 +198,26 @@ def run_sweep(sweep: SweepSpec, address: str | None = None, tracking_uri: str | 
         logging.getLogger(__name__).warning("MLflow: the baseline is logged at the end (%s)", exc)
     say(f"baseline: {baseline.metrics['latency_ms_per_sample']:.1f} ms/sample, "
         f"ROUGE-Lsum {baseline.metrics['rougeLsum']:.2f}")
-    tuner = _tuner(sweep, directory, baseline, runs, resume, progress)
-    tuner.fit()
+    _tuner(sweep, directory, baseline, runs, resume, progress).fit()
+    if resume:
+        _top_up(sweep, directory, baseline, runs, progress, say)
     return finish(sweep, baseline, runs, uri, started)
+
+
+def _top_up(sweep: SweepSpec, directory: Path, baseline: TrialReport, runs, progress: bool, say) -> None:
+    """Run what a resumed sweep still owes: trials a killed driver had started after Tune's last
+    state save are unknown to the restored run (and their grid points look taken)."""
+    from sweeps.search import missing_trials, release_stale_trials
+
+    reported = {p.parent.name for p in trials_dir(sweep).glob("*/report.json")}
+    missing, grid_points = missing_trials(sweep, reported, baseline.trial_id)
+    if not missing:
+        return
+    released = release_stale_trials(sweep, grid_points)
+    say(f"{missing} more trial(s) to run: started by the interrupted run after its last saved state "
+        f"({released} left running in the study)")
+    _tuner(sweep, directory, baseline, runs, False, progress, frozenset(reported),
+           samples=len(grid_points) or None).fit()
 
 
 def finish(sweep: SweepSpec, baseline: TrialReport, runs, uri: str, started: float) -> SweepResult:

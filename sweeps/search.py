@@ -20,11 +20,15 @@ class ConstrainedOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
 
     def on_trial_complete(self, trial_id, result=None, error=False):
+        import warnings
+
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is not None and result and not error:
-            for key in self._constraint_keys:
-                if key in result:
-                    ot_trial.set_constraint(key, float(result[key]))
+            with warnings.catch_warnings():  # a trial restored after a driver crash has them already
+                warnings.filterwarnings("ignore", message="The constraint value is ignored")
+                for key in self._constraint_keys:
+                    if key in result:
+                        ot_trial.set_constraint(key, float(result[key]))
         super().on_trial_complete(trial_id, result=result, error=error)
 
 
@@ -56,6 +60,13 @@ def distinct_target(sweep: SweepSpec) -> int:
     return min(sweep.search.num_trials, len(sweep.space.grid()))
 
 
+def trials_to_show(sweep: SweepSpec, baseline_id: str) -> int:
+    """The progress bar's total: the distinct combinations besides the baseline's."""
+    if sweep.search.algorithm == "grid":
+        return len({sweep.trial_spec(p).trial_id() for p in sweep.space.grid()} - {baseline_id})
+    return distinct_target(sweep)
+
+
 def num_samples(sweep: SweepSpec) -> int:
     """Ray trials to allow: samplers re-suggest combinations already run (reused, not re-run),
     so leave room for them; DistinctTrialsStopper ends the sweep at the distinct target."""
@@ -65,12 +76,12 @@ def num_samples(sweep: SweepSpec) -> int:
 
 
 class DistinctTrialsStopper(Stopper):
-    """Stop the whole sweep once `target` distinct combinations have results."""
+    """Stop the whole sweep once `target` distinct combinations have results (`done`: already)."""
 
-    def __init__(self, target: int, ignore: frozenset[str] = frozenset()):
+    def __init__(self, target: int, ignore: frozenset[str] = frozenset(), done: frozenset[str] = frozenset()):
         self.target = target
         self.ignore = frozenset(ignore)  # the baseline, when the sampler proposes it again
-        self.seen: set[str] = set()
+        self.seen: set[str] = set(done) - self.ignore
 
     def __call__(self, trial_id, result) -> bool:
         if result.get(SPEC_ID) and result[SPEC_ID] not in self.ignore:
@@ -89,6 +100,34 @@ def study_storage(sweep: SweepSpec):
     path = sweep.sweep_dir() / "optuna.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.RDBStorage(f"sqlite:///{path}")
+
+
+def missing_trials(sweep: SweepSpec, reported: set[str], baseline_id: str) -> tuple[int, list[dict]]:
+    """(how many combinations the sweep still owes, the grid points among them) given the trial
+    ids with a report on disk."""
+    if sweep.search.algorithm == "grid":
+        points = [p for p in sweep.space.grid() if sweep.trial_spec(p).trial_id() not in reported]
+        return len(points), points
+    return max(0, distinct_target(sweep) - len(reported - {baseline_id})), []
+
+
+def release_stale_trials(sweep: SweepSpec, points: list[dict]) -> int:
+    """Mark the study's RUNNING trials FAIL and queue `points`; only while no Tune run is active.
+
+    A driver killed mid-sweep leaves Optuna trials RUNNING whose Ray trials started after Tune's
+    last state save: the restored run never knows them. Samplers suggest anew past FAIL trials,
+    but the grid sampler counts them as visited, so the grid points still owed are enqueued.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    study = optuna.load_study(study_name=study_name(sweep), storage=study_storage(sweep))
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in stale:
+        study.tell(trial.number, state=TrialState.FAIL)
+    for point in points:
+        study.enqueue_trial(point, skip_if_exists=False)
+    return len(stale)
 
 
 def study_name(sweep: SweepSpec) -> str:

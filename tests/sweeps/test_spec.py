@@ -69,3 +69,19 @@ def test_relative_paths_are_resolved_on_the_driver(tmp_path, monkeypatch):
     sweep = load_sweep_spec(write(tmp_path, "name: a\ndataset: {path: data.jsonl}\n"))
     assert sweep.storage.path == str(tmp_path / ".infersweep" / "sweeps")
     assert sweep.dataset.path == str(tmp_path / "data.jsonl")
+
+
+def test_what_a_resumed_sweep_still_owes(tmp_path):
+    """Grid: every point without a report (the baseline's point counts as done); others: the budget."""
+    from sweeps.search import missing_trials, trials_to_show
+
+    grid = load_sweep_spec(write(tmp_path, "name: g\nspace: {precision: [fp32, int8_dynamic], batch_size: [1, 2]}\n"
+                                           "search: {algorithm: grid}\nbaseline: {batch_size: 1}\n"))
+    ids = [grid.trial_spec(p).trial_id() for p in grid.space.grid()]
+    baseline = grid.trial_spec(grid.baseline.model_dump()).trial_id()
+    assert baseline in ids and trials_to_show(grid, baseline) == 3
+    missing, points = missing_trials(grid, {baseline, ids[1]}, baseline)
+    assert missing == 2 and [grid.trial_spec(p).trial_id() for p in points] == [i for i in ids if i not in {baseline, ids[1]}]
+    tpe = load_sweep_spec(write(tmp_path, "name: t\nspace: {precision: [fp32, int8_dynamic], batch_size: [1, 2, 4]}\n"
+                                          "search: {algorithm: tpe, num_trials: 4}\n"))
+    assert missing_trials(tpe, {"a", "b", "base"}, "base") == (2, [])
