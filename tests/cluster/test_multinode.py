@@ -257,10 +257,20 @@ def trial_processes(node) -> list:
 
 
 def trial_id_of(proc, sweep) -> str | None:
-    """The sweep trial a Tune worker runs: its cwd is named like its Tune trial dir (params.json)."""
+    """The sweep trial a Tune worker runs: its cwd is named like its Tune trial dir, whose
+    params.json Tune may write only once the trial ends, and whose name holds the config:
+    sweep_trial_<id>_<n>_batch_size=2,precision=fp32,..._<timestamp>."""
+    import re
+
     try:
-        params = sweep.sweep_dir() / "tune" / Path(proc.cwd()).name / "params.json"
-        return sweep.trial_spec(json.loads(params.read_text())).trial_id()
+        name = Path(proc.cwd()).name
+        params = sweep.sweep_dir() / "tune" / name / "params.json"
+        if params.exists():
+            return sweep.trial_spec(json.loads(params.read_text())).trial_id()
+        found = re.search(r"_\d+_(?P<config>[a-z_]+=.+)_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$", name)
+        config = dict(pair.split("=", 1) for pair in found["config"].split(","))
+        config["batch_size"] = int(config["batch_size"])
+        return sweep.trial_spec(config).trial_id()
     except Exception:
         return None
 
