@@ -11,26 +11,12 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from infersweep.errors import fail, validation_message
 from infersweep.quiet import quiet_libraries
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Find the fastest, smallest variant of a summarization model that keeps its ROUGE.")
 console = Console()
-err = Console(stderr=True)
-
-
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
-def validation_message(exc: ValidationError) -> str:
-    lines = []
-    for e in exc.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "spec"
-        msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{where}: {msg}")
-    return "; ".join(lines)
 
 
 @app.command()

@@ -12,13 +12,9 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from infersweep.errors import fail as _fail
+
 console = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def _links(sweep, tracking_uri: Optional[str], ui_url: Optional[str]) -> dict[str, str]:

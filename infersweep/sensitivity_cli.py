@@ -11,13 +11,10 @@ from typing import List
 import typer
 from rich.console import Console
 
+from infersweep.errors import fail as _fail, validation_message
+
 console = Console()
 err = Console(stderr=True)
-
-
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(2)
 
 
 def _ratios(text: str) -> list[float]:
@@ -81,8 +78,7 @@ def sensitivity(
                          batch_size=batch_size, cpus=cpus, warmup=warmup, repeats=repeats, seed=seed,
                          document_field=document_field, summary_field=summary_field)
     except ValidationError as exc:
-        _fail("; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg'].removeprefix('Value error, ')}"
-                        for e in exc.errors()))
+        _fail(validation_message(exc))
     try:
         resolve_model(spec.model)
         load_examples(spec.dataset, spec.document_field, spec.summary_field)
