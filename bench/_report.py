@@ -14,6 +14,14 @@ SHARED_CNN = Path(os.environ.get("INFERSWEEP_CNN", ROOT.parent / "shared" / "dat
 HEADER = "# Benchmarks\n\nEach section is written by the benchmark named in it; rerun it to refresh.\n"
 
 
+def shared_data_missing() -> bool:
+    """True (and says so) when the shared CNN/DailyMail file is not beside the checkout."""
+    if SHARED_CNN.exists():
+        return False
+    print(f"skipped: the shared CNN/DailyMail file {SHARED_CNN} is absent (set INFERSWEEP_CNN)")
+    return True
+
+
 def machine() -> str:
     from trials.hardware import detect, library_versions
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._report import SHARED_CNN, machine, markdown_table, write_section  # noqa: E402
+from bench._report import SHARED_CNN, machine, markdown_table, shared_data_missing, write_section  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -76,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = ap.parse_args(argv)
-    if not SHARED_CNN.exists():
-        print(f"skipped: the shared CNN/DailyMail file {SHARED_CNN} is absent (set INFERSWEEP_CNN)")
+    if shared_data_missing():
         return 0
     from infersweep.quiet import quiet_libraries
 

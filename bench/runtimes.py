@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._report import SHARED_CNN, machine, markdown_table, write_section  # noqa: E402
+from bench._report import SHARED_CNN, machine, markdown_table, shared_data_missing, write_section  # noqa: E402
 
 TARGET_SPEEDUP, TARGET_DROP = 2.5, 1.0
 CHILD = """
@@ -71,8 +71,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
-    if not SHARED_CNN.exists():
-        print(f"skipped: the shared CNN/DailyMail file {SHARED_CNN} is absent (set INFERSWEEP_CNN)")
+    if shared_data_missing():
         return 0
     from trials.spec import TrialSpec
 

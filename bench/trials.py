@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._report import SHARED_CNN, machine, markdown_table, write_section  # noqa: E402
+from bench._report import SHARED_CNN, machine, markdown_table, shared_data_missing, write_section  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -149,8 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = ap.parse_args(argv)
-    if not SHARED_CNN.exists():
-        print(f"skipped: the shared CNN/DailyMail file {SHARED_CNN} is absent (set INFERSWEEP_CNN)")
+    if shared_data_missing():
         return 0
     from infersweep.quiet import quiet_libraries
 
@@ -175,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         f"the slice, batch 8 twice). Size is the saved state dict.",
         markdown_table(headers, lat),
         bf16_note(ratio, bf16_n, args.n) + " Unstructured pruning zeroes "
-        f"30% of the Linear weights but keeps every shape: the same size and, on dense kernels, the same "
-        f"speed (differences are noise) — see the pruning section for structured pruning.",
+        "30% of the Linear weights but keeps every shape: the same size and, on dense kernels, the same "
+        "speed (differences are noise) — see the pruning section for structured pruning.",
         f"Quality on {args.quality_n} of the 500 documents (all of them at 500; otherwise a "
         f"deterministic subset), not timed:",
         markdown_table(["summarizer", "ROUGE-1", "ROUGE-2", "ROUGE-Lsum"], qual),

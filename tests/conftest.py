@@ -63,6 +63,15 @@ def tiny_bart_dir(tmp_path_factory) -> Path:
     return _save_tiny(BartForConditionalGeneration, config, tmp_path_factory.mktemp("tiny-bart"))
 
 
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """An artifact cache of the test module's own ($INFERSWEEP_CACHE), shared by its tests."""
+    path = tmp_path_factory.mktemp("artifact-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INFERSWEEP_CACHE", str(path))
+        yield path
+
+
 @pytest.fixture
 def quick_spec():
     """A fast extractive spec on three bundled documents."""

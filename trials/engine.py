@@ -129,6 +129,11 @@ def calibration_documents(spec: TrialSpec) -> list[str]:
     return [e.document for e in calibration_slice(examples, spec.n, CALIBRATION_DOCS, spec.seed)]
 
 
+def pruning_calibrates(spec: TrialSpec) -> bool:
+    """Whether the spec's pruning ranks units by activations on the calibration documents."""
+    return spec.pruning == "structured" and spec.structured.importance == "activation"
+
+
 def prune_model(adapter, spec: TrialSpec, calibration_docs: list[str]) -> dict:
     """Apply the spec's pruning to the adapter's model in place; the same in a trial and in promotion.
 
@@ -140,7 +145,7 @@ def prune_model(adapter, spec: TrialSpec, calibration_docs: list[str]) -> dict:
     if spec.pruning != "structured":
         return apply_pruning(adapter.module, spec.pruning, spec.prune_ratio)
     how = spec.structured
-    scored_on = adapter.prepared_model(calibration_docs).calibration_inputs if how.importance == "activation" else None
+    scored_on = adapter.prepared_model(calibration_docs).calibration_inputs if pruning_calibrates(spec) else None
     return apply_pruning(adapter.module, "structured", spec.prune_ratio, calibration=scored_on,
                          importance=how.importance, head_ratio=how.head_ratio, ffn_ratio=how.ffn_ratio)
 

@@ -22,14 +22,13 @@ REAPPLIED_PRUNING = ("semi_structured_2_4",)
 
 def save_variant(spec: TrialSpec, directory: Path) -> Path:
     """Prune the spec's model exactly as its trial did and save it (weights, tokenizer, settings)."""
-    from trials.engine import calibration_documents, prune_model
+    from trials.engine import calibration_documents, prune_model, pruning_calibrates
     from trials.models import get_adapter
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     adapter = get_adapter(spec.task)(spec)
-    activations = spec.pruning == "structured" and spec.structured.importance == "activation"
-    prune_model(adapter, spec, calibration_documents(spec) if activations else [])
+    prune_model(adapter, spec, calibration_documents(spec) if pruning_calibrates(spec) else [])
     pretrained = getattr(adapter.module, "encoder", adapter.module)
     pretrained.save_pretrained(directory / MODEL_DIR)  # structured: the smaller shapes, in its config
     adapter.tokenizer.save_pretrained(directory / MODEL_DIR)

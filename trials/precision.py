@@ -14,16 +14,14 @@ PRECISIONS: dict[str, str] = {
 }
 
 
-#: precision -> the bitsandbytes layer that runs it on the torch runtime (int8_dynamic only on CUDA:
-#: on CPU torch's own dynamic int8 kernels are faster)
-BNB_LAYERS = {"int8_dynamic": "LLM.int8 (bnb.nn.Linear8bitLt, int8 weights, outliers in fp16)",
-              "int4_weight": "NF4 (bnb.nn.Linear4bit, 4-bit NormalFloat weights in blocks of 64)"}
 BNB_HINT = "pip install 'infersweep[gpu]' (bitsandbytes)"
 #: Linear layers bitsandbytes leaves alone (the output projection decides every token)
 BNB_SKIP = ("lm_head",)
 
 
 def uses_bitsandbytes(precision: str, device: str) -> bool:
+    """int4_weight: NF4 (bnb.nn.Linear4bit); int8_dynamic on CUDA: LLM.int8 (bnb.nn.Linear8bitLt).
+    On CPU, int8_dynamic stays torch's own dynamic int8 Linear (faster there)."""
     return precision == "int4_weight" or (precision == "int8_dynamic" and device == "cuda")
 
 

@@ -33,14 +33,6 @@ BEAM = [(2, 0.8, 3, 0, 24), (3, 1.5, 3, 6, 20), (4, 2.0, 3, 0, 16)]
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("seq2seq-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("INFERSWEEP_CACHE", str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
 def model_dirs(tiny_t5_dir, tiny_bart_dir, tmp_path_factory):
     dirs = {"t5": tiny_t5_dir, "bart": tiny_bart_dir}
     for name in MODELS:

@@ -55,14 +55,6 @@ CASES = [(name, precision) for name in RUNTIMES if _runnable(name)
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("artifact-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("INFERSWEEP_CACHE", str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
 def adapter():
     from trials.models.extractive import ExtractiveSummarizer
 
