@@ -334,3 +334,11 @@ def test_tensorrt_engine(precision, adapter, reference, cache_dir, tmp_path):
     engine.close()
     again = get_runtime("tensorrt").prepare(model, spec, tmp_path / "again")
     assert again.cache_info["cache"] == "hit"
+
+
+def test_int8_weights_use_7_bits_only_where_the_cpu_lacks_an_int8_dot_product():
+    from trials.runtimes.onnxruntime import needs_reduce_range
+
+    assert needs_reduce_range({"avx2", "fma"})  # AVX2 only: u8s8 pairs saturate in int16
+    assert not needs_reduce_range({"avx2", "avx512f", "avx512_vnni"})
+    assert not needs_reduce_range({"avx2", "avx_vnni"}) and not needs_reduce_range({"amx_int8"})

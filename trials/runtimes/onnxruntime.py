@@ -34,7 +34,22 @@ from trials.runtimes.cache import ArtifactCache, CacheLog, library_versions, mod
 GPU_HINT = "pip install 'infersweep[gpu]' (onnxruntime-gpu instead of onnxruntime)"
 ORT_LIBS = ("torch", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu")
 #: the precision steps' knobs (part of their cache keys)
-INT8_DYNAMIC = {"per_channel": True, "weight_type": "QInt8"}
+#: CPU features with an int8 dot product (u8 x s8 summed in int32); without one (AVX2 only), ORT's
+#: u8s8 kernels add pairs in int16 (vpmaddubsw), which saturates with 8-bit weights: those CPUs
+#: need 7-bit weights (`reduce_range`). Measured on an AVX2-only EPYC: tiny T5 int8_dynamic logits
+#: at cosine 0.990 to fp32 with 8-bit weights.
+INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"})
+
+
+def needs_reduce_range(cpu_flags=None) -> bool:
+    """Whether int8 weights must use 7 bits on this CPU (no int8 dot-product instruction)."""
+    from trials.hardware import detect
+
+    flags = detect().cpu_flags if cpu_flags is None else frozenset(cpu_flags)
+    return not (flags & INT8_DOT_FLAGS)
+
+
+INT8_DYNAMIC = {"per_channel": True, "weight_type": "QInt8", "reduce_range": needs_reduce_range()}
 INT8_STATIC = {"format": "QDQ", "per_channel": True, "activation_type": "QUInt8", "weight_type": "QInt8",
                "calibrate_method": "MinMax", "op_types": ["MatMul"], "exclude": "gelu-fed MatMul"}
 INT4_WEIGHT = {"bits": 4, "block_size": 32, "symmetric": True, "accuracy_level": 4}
@@ -214,8 +229,9 @@ def _quantize_dynamic(src: Path, dst: Path, model: PreparedModel) -> dict:
         # DefaultTensorType: onnx shape inference cannot type the outputs of ORT's fused
         # contrib ops (Attention, SkipLayerNorm); without it quantize_dynamic fails on them.
         quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True,
+                         reduce_range=INT8_DYNAMIC["reduce_range"],
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    return {}
+    return {"reduce_range": INT8_DYNAMIC["reduce_range"]}
 
 
 class _Calibration:
