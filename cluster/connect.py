@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,13 @@ SECRET_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TR
               "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "HF_TOKEN")
 LOCAL_OBJECT_STORE_BYTES = 200 * 2**20
 SCALE_UP_WAIT_ENV = "INFERSWEEP_SCALE_UP_WAIT_S"
+CONNECT_TIMEOUT_ENV = "INFERSWEEP_CONNECT_TIMEOUT_S"
+CONNECT_TIMEOUT_S = 5.0
+# HTTP/2 client preface + an empty SETTINGS frame: a gRPC server (Ray's GCS, the Ray Client
+# server) answers with its own SETTINGS frame; an HTTP/1 server (a dashboard, MLflow) does not
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+HTTP2_SETTINGS = 0x04
+LOCAL_HINT = "or leave --address out to run on a local Ray instance"
 
 
 class ConnectError(RuntimeError):
@@ -60,15 +67,108 @@ def address_kind(address: str | None) -> str:
                        f"started with `ray start` on these machines) or ray://HOST:PORT")
 
 
+def _timeout() -> float:
+    try:
+        return float(os.environ.get(CONNECT_TIMEOUT_ENV, "") or CONNECT_TIMEOUT_S)
+    except ValueError:
+        return CONNECT_TIMEOUT_S
+
+
+def _split(host_port: str) -> tuple[str, int]:
+    host, port = host_port.rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
+def _knock(host: str, port: int, timeout: float) -> tuple[bytes, str]:
+    """Open a TCP connection and greet it as HTTP/2 (gRPC). Returns the first bytes of the
+    answer and, when there are none, why ('closed' or 'silent'). OSError when nothing accepts
+    the connection."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        answer = b""
+        try:
+            sock.sendall(HTTP2_PREFACE)
+            deadline = time.monotonic() + timeout
+            while len(answer) < 9 and time.monotonic() < deadline:
+                chunk = sock.recv(9 - len(answer))
+                if not chunk:
+                    return answer, "closed"
+                answer += chunk
+        except (socket.timeout, TimeoutError):
+            return answer, "silent"
+        except OSError:  # reset by the peer
+            return answer, "closed"
+        return answer, "" if answer else "silent"
+
+
+def _why(exc: OSError, timeout: float) -> str:
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, socket.gaierror):
+        return "unknown host"
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def check_reachable(address: str | None, timeout: float | None = None) -> None:
+    """Raise ConnectError, within about 2 x `timeout` seconds, unless a Ray cluster (GCS) or Ray
+    Client server answers at `address`: the port must accept a TCP connection and answer an
+    HTTP/2 greeting as gRPC servers do. ray.init itself retries an address where nothing
+    answers for minutes, deaf to Ctrl-C and SIGTERM while it does. `timeout` (default: env
+    INFERSWEEP_CONNECT_TIMEOUT_S, else 5 s) of 0 skips the check."""
+    kind = address_kind(address)
+    timeout = _timeout() if timeout is None else timeout
+    if kind == "local" or timeout <= 0:
+        return
+    if kind == "client":
+        import importlib.util
+
+        if importlib.util.find_spec("grpc") is None:
+            raise ConnectError(f"--address {address} uses Ray Client, which is not installed here: "
+                               f"pip install 'ray[client]' (infersweep's own install includes it: "
+                               f"pip install -e .)")
+        host, port = _split(address.removeprefix("ray://"))
+        what, fix = "Ray Client server", (
+            f"check the head's client port (10001 by default: `ray start --head "
+            f"--ray-client-server-port 10001`) and any port-forward to it, {LOCAL_HINT}")
+        shown = address
+    else:
+        from ray._private import services
+
+        try:  # the address ray.init will use: `auto` found from this machine, 127.0.0.1 -> node IP
+            target = services.canonicalize_bootstrap_address_or_die(address)
+        except (ConnectionError, ValueError) as exc:
+            raise ConnectError(f"--address {address} found no Ray cluster ({str(exc).rstrip('.')}); "
+                               f"start one with `ray start --head`, pass its HOST:PORT, "
+                               f"{LOCAL_HINT}") from None
+        host, port = _split(target)
+        what, fix = "Ray cluster", (
+            f"start one there (`ray start --head --port {port}`), or check the host and the GCS "
+            f"port (6379 by default; 8265 is the dashboard, 10001 is Ray Client: ray://HOST:10001), "
+            f"{LOCAL_HINT}")
+        shown = address if target == address else f"{address} (reached as {target})"
+    try:
+        answer, silence = _knock(host, port, timeout)
+    except OSError as exc:
+        raise ConnectError(f"no {what} answers at {shown} ({_why(exc, timeout)}): {fix}") from None
+    if os.environ.get("RAY_USE_TLS", "").strip().lower() in ("1", "true"):
+        return  # a TLS endpoint does not answer a plaintext greeting: accepting is all we can see
+    if len(answer) >= 4 and answer[3] == HTTP2_SETTINGS:
+        return  # a gRPC server: what Ray's GCS and the Ray Client server are
+    if answer:
+        said = answer.split(b"\r\n", 1)[0].decode("ascii", "replace")
+        heard = f"it answered {said!r}, not gRPC"
+    elif silence == "closed":
+        heard = "it closed the connection (a port-forward or proxy with nothing behind it?)"
+    else:
+        heard = f"it accepted the connection but said nothing within {timeout:g} s"
+    raise ConnectError(f"{shown} is not a {what} ({heard}): {fix}; "
+                       f"{CONNECT_TIMEOUT_ENV}=0 skips this check")
+
+
 def redact_uri(uri: str) -> str:
     """`uri` without user:password@ (credentials belong in MLFLOW_TRACKING_USERNAME/PASSWORD)."""
-    parts = urlsplit(uri)
-    if parts.username is None and parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    from tracking.store import redact
+
+    return redact(uri)
 
 
 def requirements() -> list[str]:
@@ -118,18 +218,22 @@ def _dashboard_settings() -> dict:
 def connect(address: str | None = None, num_cpus: int | None = None, tracking_uri: str | None = None):
     """ray.init for `address`; None/'local' starts a private local instance.
 
-    An already initialized Ray (a test that connected first) is reused as it is."""
+    An already initialized Ray (a test that connected first) is reused as it is. A cluster
+    address that nothing answers on fails within seconds with ConnectError (check_reachable)."""
     import ray
 
     if ray.is_initialized():
         return ray.get_runtime_context()
     kind = address_kind(address)
+    check_reachable(address)
     # Ray warns on every upload that .git/.venv are excluded by default: we exclude them too
     logging.getLogger("ray._private.runtime_env.working_dir").setLevel(logging.ERROR)
     if tracking_uri and redact_uri(tracking_uri) != tracking_uri:
         log.warning("credentials in the tracking URI are not passed to Ray workers; "
                     "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead")
     if kind == "local":
+        # Ray turns token auth on for a new local instance (good) and warns that it did, every launch
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         env = runtime_env(tracking_uri, address, pip=False)
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count(),
                  object_store_memory=LOCAL_OBJECT_STORE_BYTES,
@@ -137,16 +241,31 @@ def connect(address: str | None = None, num_cpus: int | None = None, tracking_ur
                  logging_level=logging.WARNING, log_to_driver=False, configure_logging=True,
                  **_dashboard_settings())
     elif kind == "client":
-        ray.init(address=address, runtime_env=runtime_env(tracking_uri, address),
-                 logging_level=logging.WARNING, log_to_driver=False)
+        try:
+            ray.init(address=address, runtime_env=runtime_env(tracking_uri, address),
+                     logging_level=logging.WARNING, log_to_driver=False)
+        except ConnectionError as exc:
+            raise ConnectError(f"the Ray Client server at {address} answers but did not accept this "
+                               f"driver ({exc}){_auth_hint()}") from None
     else:
         try:
             ray.init(address=address, runtime_env=runtime_env(tracking_uri, address),
                      logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
         except ConnectionError as exc:
-            raise ConnectError(f"no Ray cluster at {address!r} ({exc}); start one with "
-                               f"`ray start --head` or pass --address local") from None
+            raise ConnectError(f"cannot connect to the Ray cluster at {address} ({exc}){_auth_hint()}; "
+                               f"or start one with `ray start --head`, {LOCAL_HINT}") from None
     return ray.get_runtime_context()
+
+
+def _auth_hint() -> str:
+    """What to set when the cluster wants a token (Ray's default) and this driver sends none:
+    Ray sends its token only to a cluster it found itself (`auto`), never to an explicit address
+    unless told to."""
+    if os.environ.get("RAY_AUTH_MODE", "").strip().lower() == "token":
+        return ("; check that RAY_AUTH_TOKEN (or ~/.ray/auth_token) holds the cluster's token "
+                "(`ray get-auth-token` on the head)")
+    return ("; a cluster with token authentication (Ray's default) needs RAY_AUTH_MODE=token and its "
+            "token in RAY_AUTH_TOKEN or ~/.ray/auth_token (`ray get-auth-token` on the head)")
 
 
 def _need(request: dict) -> dict[str, float]:

@@ -41,6 +41,8 @@ def trial(
     seed: int = typer.Option(0),
     document_field: str = typer.Option("document", help="dataset field holding the document"),
     summary_field: str = typer.Option("summary", help="dataset field holding the reference summary"),
+    summary_length: str = typer.Option("auto", help="extractive: auto (the median sentence count of the "
+                                       "references not evaluated), N sentences (3) or N words (60w)"),
     out: Optional[Path] = typer.Option(None, help="trial directory (default .infersweep/trials/ID)"),
     as_json: bool = typer.Option(False, "--json", help="print the JSON report instead of a table"),
 ):
@@ -52,7 +54,7 @@ def trial(
                   pruning=pruning or ("unstructured" if prune > 0 else "none"), prune_ratio=prune,
                   runtime=runtime, batch_size=batch_size, device=device, cpus=cpus, warmup=warmup,
                   repeats=repeats, seed=seed, document_field=document_field, summary_field=summary_field,
-                  structured={"head_ratio": head_ratio, "ffn_ratio": ffn_ratio, "importance": importance})
+                  summary_length=summary_length, structured={"head_ratio": head_ratio, "ffn_ratio": ffn_ratio, "importance": importance})
     try:
         spec = TrialSpec(**fields)
     except ValidationError as exc:
@@ -117,12 +119,26 @@ def _load_spec(path: Path, **overrides):
 
 @app.command()
 def validate(spec: Path = typer.Argument(..., help="sweep YAML file")):
-    """Check a sweep file without running anything."""
+    """Check a sweep file as `launch` would (keys, types, model and dataset paths, the baseline's
+    feasibility on the declared device), without starting anything."""
+    from sweeps.checks import preflight
+
     sweep = _load_spec(spec)
+    for warning in _preflight(preflight, sweep):
+        console.print(f"note: {warning}", soft_wrap=True)
     axes = sweep.space.axes()
     console.print(f"[green]ok[/] {spec}: sweep {sweep.name!r}, {len(sweep.space.grid())} combinations "
                   f"({', '.join(f'{k}: {len(v)}' for k, v in axes.items())}), "
                   f"{sweep.search.algorithm} for {sweep.search.num_trials} trials")
+
+
+def _preflight(check, sweep) -> list[str]:
+    from sweeps.spec import SweepSpecError
+
+    try:
+        return check(sweep)
+    except SweepSpecError as exc:
+        fail(str(exc))
 
 
 @app.command()
@@ -132,10 +148,16 @@ def launch(
     address: Optional[str] = typer.Option(None, help="Ray address: local (default), auto, or ray://HOST:PORT"),
     tracking_uri: Optional[str] = typer.Option(None, help=TRACKING_HELP),
     storage: Optional[str] = typer.Option(None, help=STORAGE_HELP),
+    restart: bool = typer.Option(False, "--restart", help="archive this sweep's earlier results (kept "
+                                 "beside it) and start over; needed when the model, dataset, baseline, "
+                                 "trial settings, objectives or constraints changed"),
 ):
-    """Run a sweep: baseline, then the search; prints the Pareto frontier."""
+    """Run a sweep: baseline, then the search; prints the Pareto frontier.
+
+    Launching a sweep that exists continues it: finished trials are reused when only the trial
+    budget, the search settings or added space values changed."""
     sweep = _load_spec(spec, **{"search.num_trials": num_trials, "storage.path": storage})
-    _run(sweep, address, tracking_uri, resume=False)
+    _run(sweep, address, tracking_uri, resume=False, restart=restart)
 
 
 @app.command()
@@ -155,16 +177,23 @@ def resume(
     _run(sweep, address, tracking_uri, resume=True)
 
 
-def _run(sweep, address, tracking_uri, resume: bool) -> None:
+def _run(sweep, address, tracking_uri, resume: bool, restart: bool = False) -> None:
     quiet_libraries()
-    from sweeps.driver import SweepError, run_sweep
+    from sweeps.driver import SweepError, SweepInterrupted, run_sweep
     from sweeps.report import frontier_table, reasons_table, status_counts
-    from tracking.store import ui_command
+    from sweeps.spec import SweepSpecError
+    from tracking.store import TrackingUnreachable, ui_command
 
     try:
-        result = run_sweep(sweep, address=address, tracking_uri=tracking_uri, resume=resume,
-                           say=lambda text: console.print(text))
-    except SweepError as exc:
+        result = run_sweep(sweep, address=address, tracking_uri=tracking_uri, resume=resume, restart=restart,
+                           say=lambda text: console.print(text, soft_wrap=True))
+    except SweepSpecError as exc:
+        fail(str(exc))
+    except SweepInterrupted as exc:
+        fail(str(exc), code=130)
+    except KeyboardInterrupt:
+        fail(f"interrupted; continue with: infersweep resume {sweep.name}", code=130)
+    except (SweepError, TrackingUnreachable) as exc:
         fail(str(exc), code=1)
     console.print(frontier_table(result.frontier, f"Pareto frontier of {sweep.name} "
                                  f"(constraints: {', '.join(sweep.constraints)})"))
@@ -173,13 +202,14 @@ def _run(sweep, address, tracking_uri, resume: bool) -> None:
         console.print(reasons)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(status_counts(result.rows).items()))
     console.print(f"{len(result.rows)} trials ({counts}) in {result.wall_s:.0f} s; "
-                  f"frontier saved to {sweep.sweep_dir() / 'pareto.csv'}")
+                  f"frontier saved to {sweep.sweep_dir() / 'pareto.csv'}", soft_wrap=True)
     report_html = next((p for p in result.artifacts if p.name == "pareto_report.html"), None)
     if report_html:
         console.print(f"report: {report_html} (also on the sweep's MLflow run, Artifacts tab)", soft_wrap=True)
-    console.print(f"browse the runs: {ui_command(result.tracking_uri)}")
+    # hints are commands to copy: never wrapped mid-command
+    console.print(f"browse the runs: {ui_command(result.tracking_uri, result.experiment_id)}", soft_wrap=True)
     console.print(f"promote the fastest: infersweep promote {sweep.name} --where 'rouge_drop_pct <= 1' "
-                  f"--minimize latency_ms_per_sample")
+                  f"--minimize latency_ms_per_sample", soft_wrap=True)
 
 
 @app.command()
@@ -231,10 +261,26 @@ def ui(
     os.execvp("mlflow", ["mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)])
 
 
+def _check_where(where: list[str], metric: str) -> None:
+    """Bad conditions or metric names are bad input (exit 2), found before anything loads."""
+    from sweeps.spec import parse_constraint
+    from trials.measure import METRICS
+
+    for text in where:
+        try:
+            parse_constraint(text)
+        except ValueError as exc:
+            fail(f"--where: {exc}")
+    if metric not in METRICS:
+        fail(f"--minimize/--maximize: unknown metric {metric!r}; valid: {', '.join(METRICS)}")
+
+
 @app.command()
 def promote(
     sweep_name: str = typer.Argument(..., metavar="SWEEP"),
-    where: list[str] = typer.Option(["rouge_drop_pct <= 1"], help="condition(s) like 'rouge_drop_pct <= 1'"),
+    where: list[str] = typer.Option(["rouge_drop_pct <= 1"], metavar="'METRIC OP NUMBER'",
+                                    help="condition like 'rouge_drop_pct <= 1'; repeat the flag for several "
+                                         "(all must hold)"),
     minimize: Optional[str] = typer.Option(None, help="metric to minimize (default latency_ms_per_sample)"),
     maximize: Optional[str] = typer.Option(None, help="metric to maximize instead"),
     name: Optional[str] = typer.Option(None, help="registered model name (default: the sweep's name)"),
@@ -249,13 +295,14 @@ def promote(
     from sweeps.promote import NothingToPromote, choose
     from sweeps.trainable import trials_dir
     from tracking.registry import promote_variant
-    from tracking.store import resolve_uri
+    from tracking.store import TrackingUnreachable, resolve_uri
     from tracking.sweep_runs import SweepRuns
     from trials.spec import TrialReport
 
     if minimize and maximize:
         fail("give --minimize or --maximize, not both")
     metric, mode = (maximize, "max") if maximize else (minimize or "latency_ms_per_sample", "min")
+    _check_where(where, metric)
     try:
         sweep = load_saved(sweep_name, storage)
     except SweepError as exc:
@@ -273,13 +320,16 @@ def promote(
     uri = resolve_uri(tracking_uri or sweep.tracking.uri)
     runs = SweepRuns(sweep.name, uri, sweep.tracking.experiment, sweep.spec_hash())
     model_name = name or sweep.name
-    with console.status(f"registering trial {row.trial_id} ({report.spec.short_name()}) as {model_name}..."):
-        done = promote_variant(report.spec, report, runs.run_id_of(row.trial_id), uri, model_name, alias,
-                               {"sweep": sweep.name, "trial_id": row.trial_id, "spec_hash": sweep.spec_hash(),
-                                "where": " and ".join(where), "chosen_by": f"{mode} {metric}"})
+    try:
+        with console.status(f"registering trial {row.trial_id} ({report.spec.short_name()}) as {model_name}..."):
+            done = promote_variant(report.spec, report, runs.run_id_of(row.trial_id), uri, model_name, alias,
+                                   {"sweep": sweep.name, "trial_id": row.trial_id, "spec_hash": sweep.spec_hash(),
+                                    "where": " and ".join(where), "chosen_by": f"{mode} {metric}"})
+    except TrackingUnreachable as exc:
+        fail(str(exc), code=1)
     console.print(f"registered {done.name} version {done.version} ({report.spec.short_name()}, "
-                  f"{metric} = {row.metrics.get(metric, float('nan')):.3f}) with alias @{done.alias}")
-    console.print(f"use it: infersweep summarize {done.model_uri} < article.txt")
+                  f"{metric} = {row.metrics.get(metric, float('nan')):.3f}) with alias @{done.alias}", soft_wrap=True)
+    console.print(f"use it: infersweep summarize {done.model_uri} < article.txt", soft_wrap=True)
 
 
 @app.command()
@@ -289,22 +339,52 @@ def summarize(
     jsonl: bool = typer.Option(False, help="input is JSONL: one document per line (field 'document')"),
     tracking_uri: Optional[str] = typer.Option(None, help=TRACKING_HELP),
 ):
-    """Summarize text with a registered model."""
+    """Summarize text with a registered model: one summary per document, each followed by a blank line."""
     quiet_libraries()
     from tracking.registry import load_summarizer
 
-    text = file.read_text() if file else sys.stdin.read()
-    if not text.strip():
-        fail("no input text: pass a file or pipe a document on stdin")
-    documents = [text.strip()]
+    source = str(file) if file else "stdin"
+    if file and not file.is_file():
+        fail(f"no such file: {file}" if not file.exists() else f"not a file: {file}")
+    try:
+        data = file.read_bytes() if file else sys.stdin.buffer.read()
+    except OSError as exc:
+        fail(f"cannot read {source}: {exc.strerror or exc}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        fail(f"{source} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+             f"convert it first, e.g. iconv -f latin1 -t utf-8")
+    documents = [text.strip()] if text.strip() else []
     if jsonl:
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        documents = [r["document"] if isinstance(r, dict) else str(r) for r in rows]
+        documents = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                fail(f"{source} line {number}: not valid JSON ({exc.msg}, column {exc.colno})")
+            if not isinstance(row, dict) or "document" not in row:
+                found = f"fields: {', '.join(map(str, row)) or 'none'}" if isinstance(row, dict) else "not an object"
+                fail(f"{source} line {number}: missing field 'document' ({found}); "
+                     'expected one JSON object per line like {"document": "text"}')
+            if not isinstance(row["document"], str) or not row["document"].strip():
+                fail(f"{source} line {number}: field 'document' must be non-empty text")
+            documents.append(row["document"])
+    if not documents:
+        fail(f"no documents in {source}: pass a text file or pipe a document on stdin")
     try:
         model = load_summarizer(model_uri, tracking_uri)
     except Exception as exc:
         fail(f"cannot load {model_uri}: {exc}", code=1)
-    for summary in model.predict({"document": documents})["summary"]:
+    try:
+        summaries = model.predict(documents)["summary"].tolist()
+    except Exception as exc:
+        fail(f"{model_uri} failed to summarize: {exc}", code=1)
+    if len(summaries) != len(documents):
+        fail(f"{model_uri} returned {len(summaries)} summaries for {len(documents)} documents", code=1)
+    for summary in summaries:
         print(summary)
         print()
 

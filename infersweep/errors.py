@@ -4,12 +4,15 @@ from __future__ import annotations
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 err = Console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    """One line, never wrapped (it is often a command to copy), whatever the message holds."""
+    line = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 

@@ -5,6 +5,8 @@ Registered in infersweep/cli.py with ``app.command()(sensitivity)``.
 from __future__ import annotations
 
 import json
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import List
 
@@ -25,6 +27,19 @@ def _ratios(text: str) -> list[float]:
     if not values or any(not 0 < v <= 0.95 for v in values):
         _fail(f"--ratios {text!r}: every ratio must be in (0, 0.95]")
     return values
+
+
+@contextmanager
+def _progress(where: Console):
+    """A live spinner on a terminal; timestamped lines on stderr otherwise (a CI log, `| tee`), so a
+    scan of many minutes is never silent."""
+    if where.is_terminal:
+        with where.status("") as live:
+            yield live.update
+        return
+    started = time.monotonic()
+    yield lambda message: err.print(f"[{time.monotonic() - started:6.0f} s] {message}", soft_wrap=True,
+                                    markup=False, highlight=False)
 
 
 def sensitivity(
@@ -87,10 +102,11 @@ def sensitivity(
 
     quiet = emit_space or as_json
     status = err if quiet else console
-    with status.status("loading the model and data...") as live:
+    with _progress(status) as say:
+        say("loading the model and data...")
         scanner = Scanner(spec, importance=importance)
         result = scanner.run(kinds, values, layer_ratio=layer_ratio or None, time_layers=time_layers,
-                             progress=lambda msg: live.update(f"measuring {msg} ..."))
+                             progress=lambda msg: say(f"measuring {msg} ..."))
     out.mkdir(parents=True, exist_ok=True)
     (out / "sensitivity.json").write_text(json.dumps(result.to_dict(), indent=2))
     html, png_path, why = write_plot(result, out / "sensitivity.html", png=png, max_drop_pct=max_drop)
@@ -105,7 +121,9 @@ def sensitivity(
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
         return
-    console.print(table(result, max_drop))
+    # piped or logged: the whole table, not one cut to 80 columns
+    wide = console if console.is_terminal else Console(width=200)
+    wide.print(table(result, max_drop))
     console.print(f"plot: {html}" + (f" and {png_path}" if png_path else f"  ({why})"))
     console.print(f"data: {out / 'sensitivity.json'}  ({result.seconds:.0f} s)")
     if snippet:

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from sweeps import pareto
 from sweeps.spec import SweepSpec
-from sweeps.trainable import constraint_keys, run_or_reuse, sweep_trial, trials_dir
+from sweeps.trainable import constraint_keys, sweep_trial, trials_dir
 from trials.measure import relative_metrics
 from trials.spec import TrialReport
 
@@ -29,19 +31,58 @@ class SweepResult:
     tracking_uri: str
     artifacts: list[Path]
     wall_s: float
+    experiment_id: str | None = None
 
 
-def prepare_dir(sweep: SweepSpec, resume: bool) -> Path:
+#: what a trial's result depends on: a change here makes earlier results a different sweep
+RESULT_FIELDS = ("model", "task", "dataset", "baseline", "trial", "resources", "objectives", "constraints")
+
+
+def prepare_dir(sweep: SweepSpec, resume: bool = False, restart: bool = False, say=print,
+                on_archive=lambda archived_name: None) -> Path:
+    """The sweep's folder, holding `sweep`. A changed spec continues the sweep when earlier
+    results stay valid (more trials, values added to the space, search or tracking settings);
+    otherwise it needs a new name or `restart`, which archives the old folder first (and calls
+    `on_archive` with the archived folder's name, e.g. to move the MLflow runs along)."""
     directory = sweep.sweep_dir()
     saved = directory / SPEC_FILE
-    if saved.exists():
+    if saved.exists() and not restart and not resume:
         old = SweepSpec.model_validate_json(saved.read_text())
-        if old.spec_hash() != sweep.spec_hash() and not resume:
-            raise SweepError(f"a different sweep named {sweep.name!r} already exists in {directory}; "
-                             f"give this one another name, or delete that folder to start over")
+        changed = changed_fields(old, sweep)
+        if changed and _has_results(old):
+            raise SweepError(
+                f"sweep {sweep.name!r} in {directory} has results for a different {', '.join(changed)}; "
+                f"give this sweep another name, or relaunch with --restart to archive those results "
+                f"and start over")
+        restart = bool(changed)  # nothing worth keeping (e.g. a failed baseline): start clean
+        if old.spec_hash() != sweep.spec_hash() and not changed:
+            say(f"continuing sweep {sweep.name!r} with the changed settings: finished trials are reused")
+    if saved.exists() and restart:
+        archived = directory.with_name(f"{sweep.name}.archived-{time.strftime('%Y%m%d-%H%M%S')}")
+        directory.rename(archived)
+        on_archive(archived.name)
+        say(f"archived the earlier results of {sweep.name!r} to {archived}")
     directory.mkdir(parents=True, exist_ok=True)
     saved.write_text(sweep.model_dump_json(indent=2))
     return directory
+
+
+def changed_fields(old: SweepSpec, new: SweepSpec) -> list[str]:
+    """The keys whose change makes earlier results invalid (see RESULT_FIELDS); a space that
+    loses values counts too (the search's history would hold values it no longer knows)."""
+    changed = [f for f in RESULT_FIELDS if getattr(old, f) != getattr(new, f)]
+    old_axes, new_axes = old.space.axes(), new.space.axes()
+    changed += [f"space.{axis} (values removed)" for axis, values in old_axes.items()
+                if not set(values) <= set(new_axes[axis])]
+    return changed
+
+
+def _has_results(sweep: SweepSpec) -> bool:
+    """Any finished trial besides a failed baseline (a failed baseline is fixed by relaunching)."""
+    for path in trials_dir(sweep).glob("*/report.json"):
+        if TrialReport.from_json(path.read_text()).status == "ok":
+            return True
+    return False
 
 
 def load_saved(name: str, storage: str = ".infersweep/sweeps") -> SweepSpec:
@@ -59,30 +100,33 @@ def trial_resources(sweep: SweepSpec) -> dict:
     return resources
 
 
-def _run_remote_trial(sweep_json: str, knobs: dict) -> str:
+def _run_remote_baseline(sweep_json: str) -> str:
+    from trials.engine import run_trial
+
     sweep = SweepSpec.model_validate_json(sweep_json)
-    report, _, _ = run_or_reuse(sweep, knobs)
-    return report.to_json()
+    spec = sweep.trial_spec(sweep.baseline.model_dump())
+    return run_trial(spec, trials_dir(sweep) / spec.trial_id()).to_json()
 
 
 def run_baseline(sweep: SweepSpec) -> TrialReport:
-    """The baseline in a fresh worker process, like every trial; reused if already done."""
+    """The baseline, measured anew in every launch (relative metrics never come from a baseline
+    measured under other load), in a fresh worker process like every trial."""
     import ray
 
     resources = trial_resources(sweep)
     custom = {k: v for k, v in resources.items() if k not in ("cpu", "gpu")}  # accelerator_type:X
     task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], resources=custom or None,
-                      max_calls=1)(_run_remote_trial)
-    report = TrialReport.from_json(ray.get(task.remote(sweep.model_dump_json(), sweep.baseline.model_dump())))
-    local = trials_dir(sweep) / report.trial_id
-    if not (local / "report.json").exists():  # it ran on another node's disk: keep a copy
-        from trials.engine import write_report
+                      max_calls=1)(_run_remote_baseline)
+    report = TrialReport.from_json(ray.get(task.remote(sweep.model_dump_json())))
+    from trials.engine import write_report
 
-        local.mkdir(parents=True, exist_ok=True)
-        write_report(report, local)
+    local = trials_dir(sweep) / report.trial_id  # the worker may have written it on another node
+    local.mkdir(parents=True, exist_ok=True)
+    write_report(report, local)
     if report.status != "ok":
         raise SweepError(f"the baseline ({report.spec.short_name()}) did not run: {report.status}: "
-                         f"{report.reason}. Fix the baseline in the sweep spec; nothing else was started")
+                         f"{report.reason}. Fix `baseline:` in the sweep file and launch it again; "
+                         f"no other trial was started")
     return report
 
 
@@ -147,7 +191,7 @@ def reconcile(sweep: SweepSpec, runs, baseline: TrialReport) -> int:
     for path in sorted(trials_dir(sweep).glob("*/report.json")):
         report = TrialReport.from_json(path.read_text())
         relative = relative_metrics(report.metrics, baseline.metrics) if report.ok else {}
-        runs.trial_finished(report, relative, path)
+        runs.trial_finished(report, relative, path, update=True)  # relative to this launch's baseline
         logged += 1
     return logged
 
@@ -165,6 +209,8 @@ def quiet_ray_and_mlflow() -> None:
     quiet()
     for name in ("optuna", "ray.tune"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # on Ctrl-C we say how to continue (`infersweep resume`); Tune's own advice is its Python API
+    logging.getLogger("ray.tune.tune").addFilter(_drop_tune_restore_advice)
     # GridSampler stops the study when the grid is exhausted; Ray warns about it harmlessly
     logging.getLogger("ray.tune.search.optuna.optuna_search").setLevel(logging.ERROR)
     import optuna
@@ -172,39 +218,135 @@ def quiet_ray_and_mlflow() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+class SweepInterrupted(SweepError):
+    """Ctrl-C or SIGTERM: the sweep stopped early; its state is saved for `infersweep resume`."""
+
+
+def _drop_tune_restore_advice(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return "Tuner.restore" not in message and "Stop signal received" not in message
+
+
 def run_sweep(sweep: SweepSpec, address: str | None = None, tracking_uri: str | None = None,
-              resume: bool = False, progress: bool = True, say=print) -> SweepResult:
-    from cluster.connect import ConnectError, connect
+              resume: bool = False, progress: bool = True, say=print, restart: bool = False) -> SweepResult:
+    from sweeps.checks import preflight
     from tracking.store import resolve_uri
     from tracking.sweep_runs import SweepRuns
 
     started = time.perf_counter()
     quiet_ray_and_mlflow()
-    directory = prepare_dir(sweep, resume)
+    for warning in preflight(sweep):  # bad input stops here (SweepSpecError), before anything starts
+        say(f"note: {warning}")
     uri = resolve_uri(tracking_uri or sweep.tracking.uri)
     runs = SweepRuns(sweep.name, uri, sweep.tracking.experiment, sweep.spec_hash())
-    runs.parent_run_id()  # creates the store and experiment on the driver before any worker
+    _ = runs.experiment_id  # the tracking store answers (or fails fast) before anything is written
+    directory = prepare_dir(sweep, resume, restart, say, on_archive=runs.archive)
+    try:
+        runs.parent_run_id()
+        baseline = _search(sweep, directory, runs, address, uri, resume, progress, say)
+    except (KeyboardInterrupt, SweepInterrupted):
+        runs.end_sweep("KILLED", "interrupted (Ctrl-C or SIGTERM)")
+        raise SweepInterrupted(f"sweep {sweep.name!r} interrupted; finished trials are saved. "
+                               f"Continue it with: infersweep resume {sweep.name}") from None
+    except BaseException as exc:
+        runs.end_sweep("FAILED", str(exc) or type(exc).__name__)
+        raise
+    return finish(sweep, baseline, runs, uri, started)
+
+
+def _search(sweep: SweepSpec, directory: Path, runs, address, uri: str, resume: bool, progress: bool,
+            say) -> TrialReport:
+    """Connect, measure the baseline, run the search; returns the baseline."""
+    from cluster.connect import ConnectError, connect
+
     try:
         connect(address, tracking_uri=uri)
     except (ConnectError, ConnectionError) as exc:
         raise SweepError(str(exc)) from None
-    _check_resources(sweep)
-    say(f"baseline {sweep.trial_spec(sweep.baseline.model_dump()).short_name()} ...")
-    baseline = run_baseline(sweep)
+    with _interruptible() as interrupted:
+        _check_resources(sweep)
+        say(f"baseline {sweep.trial_spec(sweep.baseline.model_dump()).short_name()} ...")
+        baseline = run_baseline(sweep)
+        _log_baseline(runs, sweep, baseline)
+        say(f"baseline: {baseline.metrics['latency_ms_per_sample']:.1f} ms/sample, "
+            f"ROUGE-Lsum {baseline.metrics['rougeLsum']:.2f}")
+        done = _finished_trials(sweep, baseline)
+        owed = 0 if resume else _owed(sweep, done)
+        if resume or owed:
+            if done and not resume:
+                say(f"{len(done)} trial(s) already finished are reused; {owed} more to run")
+            _fit(_tuner(sweep, directory, baseline, runs, resume, progress, frozenset(done)), interrupted)
+            if resume:
+                _top_up(sweep, directory, baseline, runs, progress, say, interrupted)
+        else:
+            say(f"all {len(done)} trial(s) of {sweep.name!r} have finished; raise search.num_trials "
+                f"or add values to the space to run more")
+    return baseline
+
+
+def _finished_trials(sweep: SweepSpec, baseline: TrialReport) -> set[str]:
+    return {p.parent.name for p in trials_dir(sweep).glob("*/report.json")} - {baseline.trial_id}
+
+
+def _owed(sweep: SweepSpec, done: set[str]) -> int:
+    from sweeps.search import distinct_target
+
+    return max(0, distinct_target(sweep) - len(done))
+
+
+def _log_baseline(runs, sweep: SweepSpec, baseline: TrialReport) -> None:
     try:  # the report is on disk; a tracking server that is down now is reconciled at the end
         runs.trial_finished(baseline, relative_metrics(baseline.metrics, baseline.metrics),
-                            trials_dir(sweep) / baseline.trial_id / "report.json")
+                            trials_dir(sweep) / baseline.trial_id / "report.json", update=True)
     except Exception as exc:
         logging.getLogger(__name__).warning("MLflow: the baseline is logged at the end (%s)", exc)
-    say(f"baseline: {baseline.metrics['latency_ms_per_sample']:.1f} ms/sample, "
-        f"ROUGE-Lsum {baseline.metrics['rougeLsum']:.2f}")
-    _tuner(sweep, directory, baseline, runs, resume, progress).fit()
-    if resume:
-        _top_up(sweep, directory, baseline, runs, progress, say)
-    return finish(sweep, baseline, runs, uri, started)
 
 
-def _top_up(sweep: SweepSpec, directory: Path, baseline: TrialReport, runs, progress: bool, say) -> None:
+@contextmanager
+def _interruptible():
+    """Ctrl-C / SIGTERM during the search stop Tune gracefully (its state is saved) and then the
+    sweep; a second signal, or one outside the search, stops at once. Yields the 'was
+    interrupted' event."""
+    import os
+    import signal
+    import threading
+
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def handler(signum, frame):
+        if interrupted.is_set() or not _TUNE_RUNNING.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's own graceful stop (it always listens on USR1)
+
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield interrupted
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+#: set while Tuner.fit runs (only then is SIGUSR1 Tune's graceful stop, not a kill)
+_TUNE_RUNNING = threading.Event()
+
+
+def _fit(tuner, interrupted: threading.Event) -> None:
+    _TUNE_RUNNING.set()
+    try:
+        tuner.fit()
+    finally:
+        _TUNE_RUNNING.clear()
+    if interrupted.is_set():
+        raise SweepInterrupted("interrupted")
+
+
+def _top_up(sweep: SweepSpec, directory: Path, baseline: TrialReport, runs, progress: bool, say,
+            interrupted: threading.Event) -> None:
     """Run what a resumed sweep still owes: trials a killed driver had started after Tune's last
     state save are unknown to the restored run (and their grid points look taken)."""
     from sweeps.search import missing_trials, release_stale_trials
@@ -216,8 +358,8 @@ def _top_up(sweep: SweepSpec, directory: Path, baseline: TrialReport, runs, prog
     released = release_stale_trials(sweep, grid_points)
     say(f"{missing} more trial(s) to run: started by the interrupted run after its last saved state "
         f"({released} left running in the study)")
-    _tuner(sweep, directory, baseline, runs, False, progress, frozenset(reported),
-           samples=len(grid_points) or None).fit()
+    _fit(_tuner(sweep, directory, baseline, runs, False, progress, frozenset(reported),
+                samples=len(grid_points) or None), interrupted)
 
 
 def finish(sweep: SweepSpec, baseline: TrialReport, runs, uri: str, started: float) -> SweepResult:
@@ -244,7 +386,8 @@ def finish(sweep: SweepSpec, baseline: TrialReport, runs, uri: str, started: flo
             f"(frontier: {sweep.sweep_dir() / 'pareto.csv'}), but logging to MLflow at {uri} failed: "
             f"{exc}. When the server is back, `infersweep resume {sweep.name}` (same --address, "
             f"--tracking-uri, --storage) logs what is missing; nothing is run again") from None
-    return SweepResult(sweep, baseline, rows, front, uri, artifacts, time.perf_counter() - started)
+    return SweepResult(sweep, baseline, rows, front, uri, artifacts, time.perf_counter() - started,
+                       runs.experiment_id)
 
 
 def pareto_report(sweep: SweepSpec, rows, front, runs) -> list[Path]:

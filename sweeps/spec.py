@@ -14,7 +14,8 @@ from trials.measure import METRICS
 from trials.precision import PRECISIONS
 from trials.pruning import MAX_PRUNE_RATIO, PRUNING_METHODS
 from trials.runtimes import RUNTIMES
-from trials.spec import ExtractiveSettings, GenerationSettings, StructuredPruningSettings, TrialSpec
+from trials.spec import (ExtractiveSettings, GenerationSettings, StructuredPruningSettings, SummaryLength,
+                         TrialSpec)
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CONSTRAINT = re.compile(r"^\s*([A-Za-z_0-9]+)\s*(<=|>=|<|>)\s*(-?[0-9.]+)\s*$")
@@ -31,8 +32,18 @@ class SweepSpecError(ValueError):
     """A sweep file that cannot be used; the message names the key path and the fix."""
 
 
+def _no_duplicates(values: list, what: str) -> list:
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} {value!r} is listed twice; list each value once")
+        seen.add(value)
+    return values
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: `batch_size: [true]` or `n: "12"` is an error, not a silent 1 or 12
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class DatasetSpec(Strict):
@@ -65,7 +76,7 @@ class PruningSpace(Strict):
     @field_validator("methods")
     @classmethod
     def _methods(cls, v):
-        return _all_known(v, PRUNING_METHODS, "pruning method")
+        return _no_duplicates(_all_known(v, PRUNING_METHODS, "pruning method"), "pruning method")
 
     @field_validator("ratios")
     @classmethod
@@ -73,7 +84,7 @@ class PruningSpace(Strict):
         bad = [r for r in v if not 0 <= r <= MAX_PRUNE_RATIO]
         if bad:
             raise ValueError(f"ratios {bad} outside [0, {MAX_PRUNE_RATIO}]")
-        return v
+        return _no_duplicates(v, "ratio")
 
 
 class Space(Strict):
@@ -85,19 +96,19 @@ class Space(Strict):
     @field_validator("precision")
     @classmethod
     def _precision(cls, v):
-        return _all_known(v, PRECISIONS, "precision")
+        return _no_duplicates(_all_known(v, PRECISIONS, "precision"), "precision")
 
     @field_validator("runtime")
     @classmethod
     def _runtime(cls, v):
-        return _all_known(v, RUNTIMES, "runtime")
+        return _no_duplicates(_all_known(v, RUNTIMES, "runtime"), "runtime")
 
     @field_validator("batch_size")
     @classmethod
     def _batch(cls, v):
         if not v or any(b < 1 for b in v):
             raise ValueError("batch sizes must be a non-empty list of integers >= 1")
-        return v
+        return _no_duplicates(v, "batch size")
 
     def pruning_choices(self) -> list[str]:
         """'none' or 'method:ratio' (categorical, so the sampler treats them as distinct)."""
@@ -154,6 +165,7 @@ class TrialSettings(Strict):
     generation: GenerationSettings = GenerationSettings()
     extractive: ExtractiveSettings = ExtractiveSettings()
     structured: StructuredPruningSettings = StructuredPruningSettings()
+    summary_length: SummaryLength = Field("auto", description="as TrialSpec.summary_length")
 
 
 class TrackingSpec(Strict):
@@ -245,7 +257,8 @@ class SweepSpec(Strict):
             summary_field=self.dataset.summary_field, device=self.trial.device,
             cpus=max(int(self.resources.cpu), 1), warmup=self.trial.warmup, repeats=self.trial.repeats,
             trust_remote_code=self.trial.trust_remote_code, generation=self.trial.generation,
-            extractive=self.trial.extractive, structured=self.trial.structured, **knobs)
+            extractive=self.trial.extractive, structured=self.trial.structured,
+            summary_length=self.trial.summary_length, **knobs)
 
     def spec_hash(self) -> str:
         return hashlib.sha1(self.model_dump_json().encode()).hexdigest()[:12]
@@ -277,8 +290,13 @@ def load_sweep_spec(path: str | Path, **overrides) -> SweepSpec:
     path = Path(path)
     if not path.exists():
         raise SweepSpecError(f"sweep file {path} not found; try sweeps/specs/quickstart.yaml")
+    if not path.is_file():
+        raise SweepSpecError(f"{path} is not a file; give the sweep's YAML file, e.g. sweeps/specs/quickstart.yaml")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SweepSpecError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                             f"save the sweep file as UTF-8") from None
     except yaml.YAMLError as exc:
         raise SweepSpecError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):

@@ -93,16 +93,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
-    """A real `mlflow server` on 127.0.0.1 with a sqlite store and served artifacts."""
+def start_mlflow_server(root: Path, port: int | None = None):
+    """`mlflow server` on 127.0.0.1 (sqlite store, served artifacts) once /health answers:
+    (the process, in its own session; its URL)."""
     import subprocess
     import sys
     import time
     import urllib.request
 
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
+    port = port or _free_port()
     log = open(root / "server.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
@@ -114,14 +113,19 @@ def mlflow_server(tmp_path_factory):
     while time.time() < deadline:
         try:
             urllib.request.urlopen(url + "/health", timeout=2)
-            break
+            return proc, url
         except OSError:
             if proc.poll() is not None:
                 raise RuntimeError((root / "server.log").read_text())
             time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("mlflow server did not start:\n" + (root / "server.log").read_text())
+    proc.kill()
+    raise RuntimeError("mlflow server did not start:\n" + (root / "server.log").read_text())
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on 127.0.0.1 with a sqlite store and served artifacts."""
+    proc, url = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
     yield url
     proc.terminate()
     proc.wait(timeout=30)

@@ -1,6 +1,9 @@
 """Promote a trial to the MLflow Model Registry as a pyfunc, with alias, metrics and lineage."""
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +13,8 @@ from tracking import store
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ("The city council approved a new budget on Tuesday. It adds two bus lines. "
            "Officials said the plan starts in May.")
+PROMOTIONS_EXPERIMENT = "infersweep/promotions"
+PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 @dataclass
@@ -23,28 +28,32 @@ class Promotion:
 
 def promote_variant(spec, report, run_id: str | None, uri: str, name: str, alias: str,
                     lineage: dict[str, str]) -> Promotion:
-    """Log the variant as a pyfunc model (under the trial's run), register it, set the alias."""
-    import mlflow
-    import pandas as pd
-    from mlflow.models import infer_signature
+    """Log the variant as a pyfunc model (under the trial's run), register it, set the alias.
 
-    from tracking.pyfunc import OUTPUT_COLUMN, SummarizerModel
-    from trials.package import Summarizer, save_variant
+    Without a trial run, the model is logged under a new run of the `infersweep/promotions`
+    experiment, whose artifacts live next to a local store (never in the working directory)."""
+    import mlflow
+
+    from tracking import pyfunc
+    from trials.package import save_variant
 
     client = store.client(uri)
-    with tempfile.TemporaryDirectory(prefix="infersweep-promote-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="infersweep-promote-") as tmp, quiet_mlflow():
         variant = save_variant(spec, Path(tmp) / "variant")
-        example = pd.DataFrame({"document": [EXAMPLE]})
-        output = pd.DataFrame({OUTPUT_COLUMN: Summarizer(variant).summarize([EXAMPLE])})
-        signature = infer_signature(example, output)
-        with mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(run_name=f"promote-{name}"):
+        if run_id:
+            run = mlflow.start_run(run_id=run_id)
+        else:
+            experiment_id = store.ensure_experiment(client, PROMOTIONS_EXPERIMENT, uri)
+            run = mlflow.start_run(experiment_id=experiment_id, run_name=f"promote-{name}")
+        with run:
+            # models from code: MLflow stores tracking/pyfunc.py itself and runs it on load (no pickle)
             info = mlflow.pyfunc.log_model(
-                name="summarizer", python_model=SummarizerModel(), artifacts={"variant": str(variant)},
-                code_paths=[str(PROJECT_ROOT / "trials"), str(PROJECT_ROOT / "tracking")],
-                signature=signature, input_example=example,
-                pip_requirements=_requirements(report.versions))
-            active = mlflow.active_run().info.run_id
-        version = mlflow.register_model(info.model_uri, name)
+                name="summarizer", python_model=pyfunc.__file__, artifacts={"variant": str(variant)},
+                code_paths=[str(PROJECT_ROOT / "trials")], signature=pyfunc.signature(),
+                input_example=[EXAMPLE], pip_requirements=_requirements(report.versions))
+            active = run.info.run_id
+        with contextlib.redirect_stderr(io.StringIO()):  # "Successfully registered ..."; we say it once
+            version = mlflow.register_model(info.model_uri, name)
     version_id = str(version.version)
     client.set_registered_model_alias(name, alias, version_id)
     tags = {**{f"metric.{k}": f"{v:.6g}" for k, v in report.metrics.items()},
@@ -56,6 +65,29 @@ def promote_variant(spec, report, run_id: str | None, uri: str, name: str, alias
     return Promotion(name, version_id, alias, f"models:/{name}@{alias}", active)
 
 
+@contextlib.contextmanager
+def quiet_mlflow():
+    """No artifact progress bars and no INFO chatter from MLflow on the normal path.
+
+    A user's own MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR setting wins; warnings still show."""
+    import logging
+
+    import mlflow  # noqa: F401  (configures its loggers on import; lower them after that)
+
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    unset = PROGRESS_BAR_ENV not in os.environ
+    if unset:
+        os.environ[PROGRESS_BAR_ENV] = "false"
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if unset:
+            os.environ.pop(PROGRESS_BAR_ENV, None)
+
+
 def _requirements(versions: dict[str, str]) -> list[str]:
     names = ("torch", "transformers", "onnxruntime", "rouge-score", "numpy", "pandas")
     return [f"{n}=={versions[n]}" if n in versions else n for n in names] + ["safetensors", "pydantic"]
@@ -65,4 +97,5 @@ def load_summarizer(model_uri: str, uri: str | None = None):
     import mlflow.pyfunc
 
     store.client(store.resolve_uri(uri))
-    return mlflow.pyfunc.load_model(model_uri)
+    with quiet_mlflow():
+        return mlflow.pyfunc.load_model(model_uri)

@@ -17,7 +17,16 @@ TAG_SWEEP = "infersweep.sweep"
 TAG_TRIAL = "infersweep.trial_id"
 TAG_KIND = "infersweep.kind"
 PARENT_TAG = "mlflow.parentRunId"
-STATUS_TO_RUN = {"ok": "FINISHED", "infeasible": "FAILED", "oom": "FAILED", "failed": "FAILED"}
+NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI
+# A trial's outcome (tag `status`) -> its MLflow run status. An infeasible combination is a
+# result of the sweep (recorded with its reason, reported to Optuna), not an error: FINISHED,
+# never a red FAILED run (docs/decisions.md). KILLED stays for runs the sweep did not let finish.
+STATUS_TO_RUN = {"ok": "FINISHED", "infeasible": "FINISHED", "oom": "FAILED", "failed": "FAILED"}
+END_STATUSES = ("FINISHED", "FAILED", "KILLED")
+# the metrics a trial's description shows, in this order: (name, format)
+NOTE_METRICS = (("latency_ms_per_sample", "{:.2f} ms/sample"), ("speedup", "{:.2f}x the baseline"),
+                ("peak_memory_mb", "peak memory {:.0f} MB"), ("model_size_mb", "model {:.1f} MB"),
+                ("rougeLsum", "ROUGE-Lsum {:.2f}"), ("rouge_drop_pct", "ROUGE drop {:.2f}%"))
 
 
 class SweepRuns:
@@ -63,8 +72,11 @@ class SweepRuns:
             run = self.client.create_run(self.experiment_id, run_name=self.sweep_name,
                                          tags={TAG_SWEEP: self.sweep_name, TAG_KIND: "sweep",
                                                "infersweep.spec_hash": self.spec_hash})
-        elif run.info.status != "RUNNING":
+        elif run.info.status != "RUNNING":  # resumed or relaunched: running again, no stale reason
             self.client.update_run(run.info.run_id, status="RUNNING")
+            for key in ("reason", NOTE_TAG):
+                if key in run.data.tags:
+                    self.client.delete_tag(run.info.run_id, key)
         return run.info.run_id
 
     def trial_started(self, trial_id: str, name: str, knobs: dict) -> str | None:
@@ -83,24 +95,32 @@ class SweepRuns:
             self.client.update_run(run.info.run_id, status="RUNNING")
         return run.info.run_id
 
-    def trial_finished(self, report, relative: dict[str, float], report_path: Path | None = None) -> str:
-        """Log a finished trial's report once: params, metrics, tags, the report as an artifact."""
+    def trial_finished(self, report, relative: dict[str, float], report_path: Path | None = None,
+                       update: bool = False) -> str:
+        """Log a finished trial's report once: params, metrics, tags, the report as an artifact.
+
+        A run logged before is left as it is; with `update`, its metrics (e.g. those relative to
+        a newly measured baseline) and description are logged again (latest values win)."""
         run_id = self.trial_started(report.trial_id, report.spec.short_name(), report.spec.knobs())
         run = self.client.get_run(run_id)
         if run.data.tags.get("infersweep.logged") == "1":
+            if update:
+                self._log_metrics(run_id, {**report.metrics, **relative})
+                if report.status == "ok":
+                    self.client.set_tag(run_id, NOTE_TAG, describe({**report.metrics, **relative}))
+                if run.info.status != STATUS_TO_RUN[report.status]:  # logged under an older mapping
+                    self.client.set_terminated(run_id, status=STATUS_TO_RUN[report.status],
+                                               end_time=run.info.end_time)
             return run_id
-        if report.metrics or relative:
-            now = int(time.time() * 1000)
-            from mlflow.entities import Metric
-
-            metrics = [Metric(k, float(v), now, 0) for k, v in {**report.metrics, **relative}.items()]
-            self.client.log_batch(run_id, metrics=metrics)
+        self._log_metrics(run_id, {**report.metrics, **relative})
         tags = {"status": report.status, "reason": report.reason[:4000], "model": report.spec.model,
                 "task": report.spec.task, "dataset": report.spec.dataset,
                 **{f"hardware.{k}": str(v) for k, v in report.hardware.items() if k != "extras"},
                 **{f"version.{k}": v for k, v in report.versions.items()}}
         if report.reason:
-            tags["mlflow.note.content"] = f"**{report.status}**: {report.reason}"
+            tags[NOTE_TAG] = f"**{report.status}**: {report.reason}"
+        elif report.status == "ok":
+            tags[NOTE_TAG] = describe({**report.metrics, **relative})
         for key, value in tags.items():
             self.client.set_tag(run_id, key, value)
         if report_path and Path(report_path).exists():
@@ -111,12 +131,19 @@ class SweepRuns:
         self.client.set_terminated(run_id, status=STATUS_TO_RUN[report.status])
         return run_id
 
+    def _log_metrics(self, run_id: str, values: dict[str, float]) -> None:
+        if values:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()])
+
     def trial_errored(self, trial_id: str, name: str, knobs: dict, error: str) -> None:
         """A worker died (not a trial outcome): the run ends FAILED with the error visible."""
         run_id = self.trial_started(trial_id, name, knobs)
         self.client.set_tag(run_id, "status", "failed")
         self.client.set_tag(run_id, "reason", error[:4000])
-        self.client.set_tag(run_id, "mlflow.note.content", f"**worker error**: {error[:2000]}")
+        self.client.set_tag(run_id, NOTE_TAG, f"**worker error**: {error[:2000]}")
         self.client.set_terminated(run_id, status="FAILED")
 
     def close(self, pareto_ids: list[str], artifacts: list[Path], status: str = "FINISHED") -> None:
@@ -135,6 +162,46 @@ class SweepRuns:
                 self.client.log_artifact(parent, str(path))
         self.client.set_terminated(parent, status=status)
 
+    def end_sweep(self, status: str, reason: str) -> bool:
+        """End the sweep's parent run with `status` (FAILED, KILLED) and `reason` (tag `reason` and
+        the run's description); trial runs still RUNNING end KILLED. For a launch that stops
+        early. Never raises: with the server down (or no parent run yet) it logs a warning and
+        returns False; MLflow is not retried for minutes meanwhile. `resume` re-opens the run."""
+        if status not in END_STATUSES:  # never raise here: callers are handling another error
+            log.warning("end_sweep: unknown run status %r, using FAILED", status)
+            status = "FAILED"
+        reason = str(reason)[:4000] or status.lower()
+        try:
+            with store.fail_fast():
+                parent = self._find("sweep")
+                if parent is None:
+                    return False
+                for run in self.trial_runs():
+                    if run.info.status == "RUNNING":
+                        self.client.set_tag(run.info.run_id, "reason", f"the sweep stopped: {reason}"[:4000])
+                        self.client.set_terminated(run.info.run_id, status="KILLED")
+                self.client.set_tag(parent.info.run_id, "reason", reason)
+                self.client.set_tag(parent.info.run_id, NOTE_TAG, f"**{status}**: {reason}")
+                self.client.set_terminated(parent.info.run_id, status=status)
+            return True
+        except Exception as exc:  # the server is down or refuses: the sweep's own error matters more
+            log.warning("MLflow: could not end the sweep's run %s as %s (%s)", self.sweep_name, status,
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return False
+
+    def archive(self, archived_name: str) -> int:
+        """Move this sweep's runs under `archived_name` (the archived folder's name), so a sweep
+        restarted under the same name starts with no runs; returns how many were moved."""
+        moved = 0
+        for run in self.client.search_runs([self.experiment_id],
+                                           filter_string=f"tags.`{TAG_SWEEP}` = '{self.sweep_name}'",
+                                           max_results=5000):
+            self.client.set_tag(run.info.run_id, TAG_SWEEP, archived_name)
+            if run.info.status == "RUNNING":
+                self.client.set_terminated(run.info.run_id, status="KILLED")
+            moved += 1
+        return moved
+
     def log_model_artifacts(self, trial_id: str, directory: Path) -> None:
         run = self._find("trial", trial_id)
         if run is not None and Path(directory).exists():
@@ -149,6 +216,12 @@ class SweepRuns:
             [self.experiment_id],
             filter_string=f"tags.`{TAG_SWEEP}` = '{self.sweep_name}' and tags.`{TAG_KIND}` = 'trial'",
             max_results=5000)
+
+
+def describe(metrics: dict[str, float]) -> str:
+    """A trial's key numbers in one line (its run's description in the MLflow UI)."""
+    parts = [fmt.format(metrics[name]) for name, fmt in NOTE_METRICS if name in metrics]
+    return " · ".join(parts)
 
 
 def report_json(report) -> str:

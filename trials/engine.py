@@ -13,14 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from trials import feasibility, hardware
-from trials.data import calibration_slice, eval_slice, load_examples
+from trials.data import CALIBRATION_DOCS, Example, Slices, load_examples, slices
 from trials.measure import MODEL_SIZE, PEAK_MEMORY, LatencyTracker, MemoryTracker, pin_threads, rss_mb
 from trials.quality import rouge
 from trials.spec import TrialReport, TrialSpec
 
 DEFAULT_OUT = Path(".infersweep") / "trials"
-CALIBRATION_DOCS = 8
 SAMPLE_SUMMARIES = 3
+AUTO_REFERENCES = 200  # summary_length auto: the references it reads (a median of 8 is too noisy)
+AUTO_MIN_OUTSIDE = 20  # fewer references outside the evaluation: the evaluated ones are read too
 
 
 class PhaseTimer:
@@ -90,11 +91,14 @@ def _measure(spec: TrialSpec, workdir: Path, phase) -> dict:
     pin_threads(spec.cpus)
     with phase("data"):
         examples = load_examples(spec.dataset, spec.document_field, spec.summary_field)
-        evaluation = eval_slice(examples, spec.n, spec.seed)
-        calibration = calibration_slice(examples, spec.n, CALIBRATION_DOCS, spec.seed)
+        plan = slices(examples, spec.n, CALIBRATION_DOCS, spec.seed)
+        evaluation, calibration = plan.evaluation, plan.calibration
+        notes = data_notes(spec, plan)
+        resolved, length_note = with_summary_length(spec, plan)  # a concrete summary length
+        notes += length_note
     start_mb = rss_mb()
     with phase("load"):
-        adapter = get_adapter(spec.task)(spec)
+        adapter = get_adapter(spec.task)(resolved)
     calibration_docs = [e.document for e in calibration]
     with phase("prune"):
         pruning_facts = prune_model(adapter, spec, calibration_docs)
@@ -117,16 +121,68 @@ def _measure(spec: TrialSpec, workdir: Path, phase) -> dict:
                PEAK_MEMORY: memory.peak_growth_mb(), MODEL_SIZE: engine.size_mb()}
     artifact = {"path": str(engine.artifact_path or ""), **getattr(engine, "cache_info", {})}
     engine.close()
-    notes = [pruning_facts.pop("note")] if "note" in pruning_facts else []
+    notes += [pruning_facts.pop("note")] if "note" in pruning_facts else []
     artifact.update(pruning_facts)
+    if spec.task == "extractive":
+        artifact["summary_length"] = resolved.summary_length
     return dict(metrics=metrics, artifact=artifact, notes=notes,
                 sample_summaries=summaries[:SAMPLE_SUMMARIES])
 
 
-def calibration_documents(spec: TrialSpec) -> list[str]:
-    """The documents a trial calibrates on (disjoint from its evaluation slice)."""
+def calibration_examples(spec: TrialSpec) -> list[Example]:
+    """The examples a trial calibrates on (disjoint from its evaluation slice where the dataset
+    is large enough; `data_notes` says when it is not)."""
     examples = load_examples(spec.dataset, spec.document_field, spec.summary_field)
-    return [e.document for e in calibration_slice(examples, spec.n, CALIBRATION_DOCS, spec.seed)]
+    return slices(examples, spec.n, CALIBRATION_DOCS, spec.seed).calibration
+
+
+def calibration_documents(spec: TrialSpec) -> list[str]:
+    """The documents a trial calibrates on."""
+    return [e.document for e in calibration_examples(spec)]
+
+
+def calibration_uses(spec: TrialSpec) -> list[str]:
+    """What the calibration slice decides in this trial; where nothing does, its overlap with the
+    evaluation slice does not matter."""
+    uses = []
+    if pruning_calibrates(spec):
+        uses.append("structured pruning ranks units on it")
+    if spec.precision == "int8_static":
+        uses.append("int8_static calibrates on it")
+    if spec.task == "extractive" and spec.summary_length == "auto":
+        uses.append("summary_length auto is read from references")
+    return uses
+
+
+def data_notes(spec: TrialSpec, plan: Slices) -> list[str]:
+    """Notes on the slices: n capped to the dataset; calibration overlapping the evaluation or
+    short of examples, where the calibration slice is used at all."""
+    uses = calibration_uses(spec)
+    return plan.notes + ([f"{note} ({'; '.join(uses)})" for note in plan.calibration_notes] if uses else [])
+
+
+def with_summary_length(spec: TrialSpec, plan: Slices | None = None) -> tuple[TrialSpec, list[str]]:
+    """The spec with summary_length 'auto' replaced by the sentence count it stands for, and a
+    note saying so: the median sentence count of the references outside the evaluation slice
+    (the calibration slice and the rest, up to AUTO_REFERENCES); where fewer than
+    AUTO_MIN_OUTSIDE are outside it, the evaluated references are read too, and the note says so."""
+    if spec.task != "extractive" or spec.summary_length != "auto":
+        return spec, []
+    from trials.models.extractive import auto_sentences
+
+    if plan is None:
+        examples = load_examples(spec.dataset, spec.document_field, spec.summary_field)
+        plan = slices(examples, spec.n, CALIBRATION_DOCS, spec.seed)
+    enough = len(plan.outside) >= AUTO_MIN_OUTSIDE
+    pool = (plan.outside if enough else plan.outside + plan.evaluation)[:AUTO_REFERENCES]
+    count = auto_sentences([e.summary for e in pool])
+    evaluated = len(pool) - len(plan.outside[:AUTO_REFERENCES])
+    outside = f"only {len(plan.outside)}" if plan.outside else "none"
+    where = (" outside the evaluation slice" if not evaluated else
+             f", {evaluated} of them evaluated: {outside} outside the evaluation slice")
+    note = (f"summary_length auto: {count} sentence{'s' if count != 1 else ''} (the median of "
+            f"{len(pool)} references{where}; kept within 1-10)")
+    return spec.model_copy(update={"summary_length": str(count)}), [note]
 
 
 def pruning_calibrates(spec: TrialSpec) -> bool:

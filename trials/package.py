@@ -22,7 +22,7 @@ REAPPLIED_PRUNING = ("semi_structured_2_4",)
 
 def save_variant(spec: TrialSpec, directory: Path) -> Path:
     """Prune the spec's model exactly as its trial did and save it (weights, tokenizer, settings)."""
-    from trials.engine import calibration_documents, prune_model, pruning_calibrates
+    from trials.engine import calibration_documents, prune_model, pruning_calibrates, with_summary_length
     from trials.models import get_adapter
 
     directory = Path(directory)
@@ -33,9 +33,10 @@ def save_variant(spec: TrialSpec, directory: Path) -> Path:
     pretrained.save_pretrained(directory / MODEL_DIR)  # structured: the smaller shapes, in its config
     adapter.tokenizer.save_pretrained(directory / MODEL_DIR)
     keep = spec.pruning in REAPPLIED_PRUNING
-    served = spec.model_copy(update={"model": MODEL_DIR, "pruning": spec.pruning if keep else "none",
-                                     "prune_ratio": spec.prune_ratio if keep else 0.0,
-                                     "dataset": "sample", "warmup": 0})
+    measured, _ = with_summary_length(spec)  # 'auto' from the trial's data, not the served placeholder
+    served = measured.model_copy(update={"model": MODEL_DIR, "pruning": spec.pruning if keep else "none",
+                                         "prune_ratio": spec.prune_ratio if keep else 0.0,
+                                         "dataset": "sample", "warmup": 0})
     (directory / SPEC_FILE).write_text(json.dumps({"spec": json.loads(served.to_json()),
                                                    "source_spec": json.loads(spec.to_json())}, indent=2))
     return directory
@@ -65,7 +66,14 @@ class Summarizer:
                                                               Path(self._workdir))
 
     def summarize(self, documents: list[str]) -> list[str]:
-        documents = [str(d) for d in documents]
+        """One summary per document. Anything but a sequence of strings is refused, not str()-ed:
+        a stringified list would be summarized as if it were text."""
+        if isinstance(documents, (str, bytes)):
+            raise TypeError("summarize takes a list of documents, got a single string")
+        documents = list(documents)
+        for i, document in enumerate(documents):
+            if not isinstance(document, str):
+                raise TypeError(f"document {i} is {type(document).__name__}, expected str")
         if not documents:
             return []
         summaries: list[str] = []

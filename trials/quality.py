@@ -1,11 +1,26 @@
-"""ROUGE with rouge-score: F1 x 100, Porter stemming, ROUGE-Lsum over newline-separated sentences."""
+"""ROUGE with rouge-score: F1 x 100, Porter stemming, ROUGE-Lsum over sentences.
+
+rouge-score's rougeLsum takes a text's sentences to be its lines (newline-separated); it does not
+split them itself. So references and predictions are both brought to one sentence per line the
+same way before scoring: each line is split further with the project's sentence splitter
+(`trials.models.sentences.sentence_lines`, which drops nothing). A reference written as one
+line of several sentences is therefore scored sentence by sentence, exactly like a reference
+whose sentences are already on separate lines. ROUGE-1/2 do not depend on line breaks.
+"""
 from __future__ import annotations
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeLsum")
 
 
+def sentences_per_line(text: str) -> str:
+    """`text` with one sentence per line: how both sides are given to rougeLsum."""
+    from trials.models.sentences import sentence_lines
+
+    return "\n".join(sentence_lines(text))
+
+
 def rouge(predictions: list[str], references: list[str]) -> dict[str, float]:
-    """Mean ROUGE-1/2/Lsum F1 (0-100). Sentences must be separated by newlines for Lsum."""
+    """Mean ROUGE-1/2/Lsum F1 (0-100); both sides are split into sentences (see the module doc)."""
     from rouge_score import rouge_scorer
 
     if len(predictions) != len(references):
@@ -15,7 +30,7 @@ def rouge(predictions: list[str], references: list[str]) -> dict[str, float]:
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
     totals = dict.fromkeys(ROUGE_TYPES, 0.0)
     for pred, ref in zip(predictions, references):
-        scores = scorer.score(ref, pred)
+        scores = scorer.score(sentences_per_line(ref), sentences_per_line(pred))
         for key in ROUGE_TYPES:
             totals[key] += scores[key].fmeasure
     return {key: 100 * total / len(predictions) for key, total in totals.items()}

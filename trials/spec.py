@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal, Optional
+import re
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from trials.precision import PRECISIONS
 from trials.pruning import MAX_PRUNE_RATIO, PRUNING_METHODS
@@ -15,6 +16,42 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_DATASET = "sample"
 TASKS = ("extractive", "seq2seq")
 STATUSES = ("ok", "infeasible", "oom", "failed")
+
+
+#: summary length: "auto", N sentences ("3", "3s", "3 sentences") or N words ("60w", "60 words")
+_LENGTH = re.compile(r"^(?:(?P<auto>auto)|(?P<count>\d+)\s*(?P<unit>s|sentences?|w|words?)?)$")
+MAX_SUMMARY_SENTENCES = 20
+SUMMARY_WORDS_RANGE = (5, 2000)
+DEFAULT_SUMMARY_LENGTH = "auto"
+
+
+def normalize_summary_length(value: Any) -> str:
+    """'auto', 'N' (sentences) or 'Nw' (words), from an int or any accepted spelling."""
+    valid = not isinstance(value, bool) and isinstance(value, (int, str))
+    match = _LENGTH.match(str(value).strip().lower()) if valid else None
+    if not match:
+        raise ValueError(f"summary length {value!r}: use 'auto', a sentence count ('3') or a word "
+                         f"budget ('60w')")
+    if match["auto"]:
+        return "auto"
+    count, words = int(match["count"]), (match["unit"] or "s").startswith("w")
+    low, high = SUMMARY_WORDS_RANGE if words else (1, MAX_SUMMARY_SENTENCES)
+    if not low <= count <= high:
+        raise ValueError(f"summary length {value!r}: {'words' if words else 'sentences'} must be "
+                         f"between {low} and {high}")
+    return f"{count}w" if words else str(count)
+
+
+def summary_length_parts(value: str) -> tuple[Literal["auto", "sentences", "words"], int]:
+    """('auto', 0), ('sentences', N) or ('words', N) for a summary length setting."""
+    value = normalize_summary_length(value)
+    if value == "auto":
+        return "auto", 0
+    return ("words", int(value[:-1])) if value.endswith("w") else ("sentences", int(value))
+
+
+#: a validated summary length setting (TrialSpec.summary_length; mirrored by sweep specs)
+SummaryLength = Annotated[str, BeforeValidator(normalize_summary_length)]
 
 
 def _one_of(value: str, valid, what: str) -> str:
@@ -39,7 +76,8 @@ class ExtractiveSettings(BaseModel):
     """How the extractive summarizer scores and picks sentences."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    num_sentences: int = Field(3, ge=1, le=10)
+    num_sentences: int = Field(3, ge=1, le=10, description="deprecated: use TrialSpec.summary_length "
+                               "(a value other than 3 is taken as summary_length when that is auto)")
     max_sentence_tokens: int = Field(128, ge=8, le=512)
     micro_batch_sentences: int = Field(64, ge=1)
 
@@ -81,6 +119,39 @@ class TrialSpec(BaseModel):
     generation: GenerationSettings = GenerationSettings()
     extractive: ExtractiveSettings = ExtractiveSettings()
     structured: StructuredPruningSettings = StructuredPruningSettings()
+    summary_length: SummaryLength = Field(
+        DEFAULT_SUMMARY_LENGTH,
+        description="extractive summaries: 'auto' (the median sentence count of the references "
+                    "outside the evaluation slice, 1-10), N sentences ('3') or a budget of N words ('60w')")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_num_sentences(cls, data: Any) -> Any:
+        """extractive.num_sentences was the summary length before summary_length existed."""
+        if not isinstance(data, dict) or data.get("task", "extractive") != "extractive":
+            return data
+        extractive = data.get("extractive")
+        legacy = (extractive.get("num_sentences") if isinstance(extractive, dict)
+                  else getattr(extractive, "num_sentences", None))
+        if not isinstance(legacy, int) or isinstance(legacy, bool) or legacy == 3:
+            return data
+        try:
+            given = normalize_summary_length(data.get("summary_length", DEFAULT_SUMMARY_LENGTH))
+        except ValueError:
+            return data  # the field validator reports it
+        if given == "auto":
+            return {**data, "summary_length": str(legacy)}
+        if given != str(legacy):
+            raise ValueError(f"summary_length {given!r} and extractive.num_sentences {legacy} disagree; "
+                             "set summary_length only (num_sentences is its old name)")
+        return data
+
+    @model_validator(mode="after")
+    def _length_is_extractive(self) -> "TrialSpec":
+        if self.task != "extractive" and self.summary_length != DEFAULT_SUMMARY_LENGTH:
+            raise ValueError(f"summary_length {self.summary_length!r} applies to the extractive task; "
+                             f"for {self.task} set generation.max_new_tokens (and min_new_tokens)")
+        return self
 
     @field_validator("precision")
     @classmethod
@@ -128,7 +199,14 @@ class TrialSpec(BaseModel):
 
     def trial_id(self) -> str:
         """Stable id: the same spec always gets the same id (dedup, idempotent logging)."""
-        canon = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        fields = self.model_dump(mode="json")
+        # summary_length came later: left out where the spec says what older specs said, so their
+        # ids (dedup, resume) are unchanged
+        legacy = self.extractive.num_sentences
+        implied = str(legacy) if self.task == "extractive" and legacy != 3 else DEFAULT_SUMMARY_LENGTH
+        if self.summary_length == implied:
+            del fields["summary_length"]
+        canon = json.dumps(fields, sort_keys=True)
         return hashlib.sha1(canon.encode()).hexdigest()[:12]
 
     def short_name(self) -> str:

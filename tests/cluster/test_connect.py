@@ -69,7 +69,7 @@ def test_ray_client_clusters_get_the_pip_requirements(monkeypatch):
     env = cc.runtime_env("http://mlflow:5000", "ray://head:10001")
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert env["pip"]["packages"] == declared
-    assert any(p.startswith("ray[tune]") for p in env["pip"]["packages"])
+    assert any(p.startswith("ray[") and "tune" in p.split("]")[0] for p in env["pip"]["packages"])
     monkeypatch.setenv(cc.RUNTIME_PIP_ENV, "0")  # the image already has everything
     assert "pip" not in cc.runtime_env(None, "ray://head:10001")
     monkeypatch.setenv(cc.RUNTIME_PIP_ENV, "1")

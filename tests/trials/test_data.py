@@ -58,3 +58,41 @@ def test_subset_is_deterministic_and_calibration_is_disjoint():
     assert eval_slice(examples, 10, seed=4) != a
     calib = calibration_slice(examples, 10, 5, seed=3)
     assert len(calib) == 5 and not {e.id for e in calib} & {e.id for e in a}
+
+
+@pytest.mark.parametrize("name, head", [("latin1.jsonl", b'{"document": "a", "summary": "b"}\n'),
+                                         ("latin1.csv", b"document,summary\n")])
+def test_non_utf8_file_names_the_line_the_byte_and_the_fix(tmp_path, name, head):
+    path = tmp_path / name
+    bad = '{"document": "Caf\xe9 opens.", "summary": "x"}\n' if name.endswith("jsonl") else "Caf\xe9 opens.,x\n"
+    path.write_bytes(head + bad.encode("latin-1"))
+    offset = path.read_bytes().index(b"\xe9")
+    with pytest.raises(DatasetError) as info:
+        load_examples(str(path))
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    assert "line 2" in message and f"offset {offset}" in message and "0xe9" in message
+    assert "re-encode the file as UTF-8" in message
+
+
+def test_utf8_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"document": "Doc.", "summary": "Sum."}).encode() + b"\n")
+    (e,) = load_examples(str(path))
+    assert (e.document, e.summary) == ("Doc.", "Sum.")
+
+
+def test_slices_cap_n_and_say_when_calibration_overlaps():
+    from trials.data import slices
+
+    examples = load_examples("sample")  # 36 examples
+    capped = slices(examples, 50, 8)
+    assert capped.evaluation == examples and capped.overlap == 8
+    assert any("n=50 is more than the dataset's 36 examples" in note for note in capped.notes)
+    assert any("calibration overlaps evaluation" in n and "n <= 28" in n for n in capped.calibration_notes)
+    short = slices(examples, 30, 8)  # 6 left outside the evaluation
+    assert short.overlap == 0 and len(short.calibration) == 6 and not short.notes
+    assert any("calibrating on 6 examples, not 8" in note for note in short.calibration_notes)
+    disjoint = slices(examples, 28, 8)
+    assert disjoint.overlap == 0 and len(disjoint.calibration) == 8
+    assert not disjoint.notes and not disjoint.calibration_notes

@@ -68,3 +68,43 @@ def test_seq2seq_int8_on_tiny_t5(tiny_t5_dir, tmp_path):
                      repeats=1, cpus=1, generation={"num_beams": 1, "max_new_tokens": 4})
     report = run_trial(spec, tmp_path)
     assert report.status == "ok", report.reason
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+def test_n_beyond_the_dataset_is_capped_and_a_shared_calibration_is_said(quick_spec, tmp_path):
+    rows = [{"document": f"Story {i} begins here today. The council met on Monday about item {i}. "
+                         f"Residents spoke at length about the plan. A vote follows next week.",
+             "summary": f"The council discussed item {i}.\nA vote follows."} for i in range(6)]
+    dataset = _write_jsonl(tmp_path / "six.jsonl", rows)
+    report = run_trial(quick_spec(dataset=dataset, n=10), tmp_path / "auto")
+    assert report.status == "ok", report.reason
+    assert any("n=10 is more than the dataset's 6 examples" in note for note in report.notes)
+    assert any("calibration overlaps evaluation" in note and "summary_length auto" in note
+               for note in report.notes)
+    # where nothing reads the calibration slice, its overlap does not matter and is not noted
+    fixed = run_trial(quick_spec(dataset=dataset, n=10, summary_length="2"), tmp_path / "fixed")
+    assert fixed.status == "ok", fixed.reason
+    assert not any("calibrat" in note for note in fixed.notes) and any("n=10" in n for n in fixed.notes)
+
+
+def test_dialogue_trial_keeps_speakers_and_reads_its_length_from_the_references(quick_spec, tmp_path):
+    turns = ["Amanda: I baked cookies this morning. Do you want some of them?",
+             "Jerry: Sure, I would love some of your chocolate cookies!",
+             "Amanda: I will bring you a whole box of them tomorrow at work.",
+             "Jerry: Thanks a lot, that is really kind of you, Amanda."]
+    rows = [{"document": "\n".join(turns), "summary": f"Amanda will bring Jerry cookies tomorrow ({i})."}
+            for i in range(5)]
+    dataset = _write_jsonl(tmp_path / "dialogues.jsonl", rows)
+    report = run_trial(quick_spec(dataset=dataset, n=2), tmp_path / "t")
+    assert report.status == "ok", report.reason
+    assert report.artifact["summary_length"] == "1"
+    assert any("summary_length auto: 1 sentence (the median of 5 references, 2 of them evaluated" in n
+               for n in report.notes)
+    assert not any("overlap" in note for note in report.notes)
+    for summary in report.sample_summaries:
+        (line,) = summary.split("\n")
+        assert line in turns

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from trials.models.extractive import forward_centrality, select_sentences
 
@@ -34,3 +35,43 @@ def test_forward_centrality_counts_later_sentences_only():
     sims[0, 2] = sims[2, 0] = 0.0
     centrality = forward_centrality(sims)
     assert centrality[2] == 0.0 and centrality[1] > 0
+
+
+def test_a_word_budget_picks_sentences_until_it_is_reached():
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(8, 16))
+    picked = select_sentences(SENTENCES, emb, words=15)  # 10 words each: two reach 15
+    assert len(picked) == 2 and picked == sorted(picked)
+    assert select_sentences(SENTENCES[:2], emb[:2], words=25) == [0, 1]  # shorter than the budget
+
+
+def test_auto_length_is_the_median_reference_sentence_count():
+    from trials.models.extractive import auto_sentences
+
+    assert auto_sentences(["One. Two.", "One. Two. Three.", "One.\nTwo.\nThree.\nFour."]) == 3
+    assert auto_sentences(["One. Two.", "One."]) == 2  # a half rounds up
+    assert auto_sentences(["Only one sentence here."] * 3) == 1
+    assert auto_sentences([" ".join(["Again."] * 30)]) == 10  # kept within 1-10
+
+
+def test_summary_length_setting_validates_and_keeps_old_trial_ids():
+    from pydantic import ValidationError
+
+    from trials.spec import TrialSpec
+
+    assert TrialSpec().summary_length == "auto"
+    assert TrialSpec(summary_length=5).summary_length == "5"
+    assert TrialSpec(summary_length="60 words").summary_length == "60w"
+    for bad in ("0", "3.5", "three", "2w", "21"):
+        with pytest.raises(ValidationError, match="summary length"):
+            TrialSpec(summary_length=bad)
+    with pytest.raises(ValidationError, match="applies to the extractive task"):
+        TrialSpec(task="seq2seq", summary_length="3")
+    # the old name of the setting still works and agrees with the new one
+    assert TrialSpec(extractive={"num_sentences": 5}).summary_length == "5"
+    with pytest.raises(ValidationError, match="disagree"):
+        TrialSpec(extractive={"num_sentences": 5}, summary_length="4")
+    # ids of specs written before the field existed are unchanged (dedup, resume)
+    assert TrialSpec().trial_id() == "0b8f3c26638c"
+    assert TrialSpec(extractive={"num_sentences": 5}).trial_id() == "842ce7d262ee"
+    assert TrialSpec(summary_length="3").trial_id() != TrialSpec().trial_id()

@@ -27,6 +27,15 @@ def test_lsum_uses_sentence_newlines():
     assert rouge(["c d a b"], ["a b c d"])["rougeLsum"] == pytest.approx(50.0)
 
 
+def test_references_are_split_into_sentences_like_predictions():
+    # rougeLsum takes lines as sentences: a one-line reference of two sentences is scored
+    # sentence by sentence, exactly as the same reference written one sentence per line
+    prediction = "Cats sleep all day. Dogs bark loudly."
+    one_line, per_line = "Dogs bark loudly. Cats sleep all day.", "Dogs bark loudly.\nCats sleep all day."
+    assert rouge([prediction], [one_line])["rougeLsum"] == pytest.approx(100.0)
+    assert rouge([prediction], [one_line]) == pytest.approx(rouge([prediction], [per_line]))
+
+
 def test_mismatched_lengths_raise():
     with pytest.raises(ValueError, match="2 predictions for 1"):
         rouge(["a", "b"], ["a"])

@@ -96,3 +96,16 @@ def test_cli_rejects_bad_input_before_loading(args, message):
     result = CliRunner().invoke(_app(), args)
     assert result.exit_code == 2
     assert message in result.output.replace("\n", " ")
+
+
+def test_cli_piped_shows_progress_lines_and_the_whole_table(tmp_path):
+    import subprocess
+    import sys
+
+    args = ["--n", "2", "--batch-size", "2", "--kind", "structured", "--ratios", "0.3", "--layer-ratio", "0",
+            "--warmup", "0", "--cpus", "1", "--importance", "weight", "--out", str(tmp_path), "--no-png"]
+    done = subprocess.run([sys.executable, "-m", "infersweep", "sensitivity", *args], capture_output=True,
+                          text=True, timeout=600, env={**__import__("os").environ, "COLUMNS": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "s] loading the model and data..." in done.stderr and "s] measuring" in done.stderr
+    assert "…" not in done.stdout, done.stdout  # no column cut to fit 80 characters

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SAMPLE_PATH = Path(__file__).parent / "sample" / "sample.jsonl"
 HF_PREFIX = "hf:"
+CALIBRATION_DOCS = 8  # examples set aside to calibrate quantization/pruning and derive settings
 
 
 class DatasetError(ValueError):
@@ -64,25 +66,41 @@ def _example(row, number: int, where: str, doc_field: str, sum_field: str) -> Ex
     return Example(id=str(row.get("id", number)), document=document, summary=summary)
 
 
+def read_text(path: Path) -> str:
+    """The file's text as UTF-8 (a leading byte-order mark is dropped); anything else is a
+    DatasetError naming the line, the byte offset and the fix."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        start = e.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data.count(b"\n", 0, start) + 1
+        bad = data[start:start + 1].hex()
+        guess = " (it looks like UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        raise DatasetError(
+            f"{path}, line {line}: not UTF-8{guess}: byte 0x{bad} at offset {start} ({e.reason}); "
+            f"re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8 {path} > fixed{path.suffix}"
+        ) from None
+
+
 def _jsonl_rows(path: Path):
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DatasetError(f"{path}, line {number}: not valid JSON ({e.msg}); "
-                                   "each line must be one JSON object") from None
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}")
-            yield number, row
+    for number, line in enumerate(read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{path}, line {number}: not valid JSON ({e.msg}); "
+                               "each line must be one JSON object") from None
+        if not isinstance(row, dict):
+            raise DatasetError(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}")
+        yield number, row
 
 
 def _csv_rows(path: Path):
-    with open(path, encoding="utf-8", newline="") as f:
-        for number, row in enumerate(csv.DictReader(f), start=2):  # line 1 is the header
-            yield number, row
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    for row in reader:
+        yield reader.line_num, row  # the line the row ends on (line 1 is the header)
 
 
 def _hf_rows(name: str):
@@ -108,9 +126,48 @@ def eval_slice(examples: list[Example], n: int, seed: int = 0) -> list[Example]:
 
 
 def calibration_slice(examples: list[Example], n_eval: int, n_calib: int, seed: int = 0) -> list[Example]:
-    """Up to n_calib examples disjoint from eval_slice(examples, n_eval, seed)."""
+    """Up to n_calib examples disjoint from eval_slice(examples, n_eval, seed).
+
+    When every example is evaluated, the first n_calib are used anyway (`slices` says so)."""
     eval_ids = {id(e) for e in eval_slice(examples, n_eval, seed)}
     rest = [e for e in examples if id(e) not in eval_ids]
     if not rest:  # tiny datasets: calibrate on the eval set rather than not at all
         rest = list(examples)
     return rest[:n_calib]
+
+
+@dataclass(frozen=True)
+class Slices:
+    """The evaluation and calibration slices of a dataset, and what a person should know about them."""
+
+    evaluation: list[Example]
+    calibration: list[Example]
+    outside: list[Example] = field(default_factory=list)  # every example not evaluated, in order
+    overlap: int = 0  # calibration examples that are also evaluated
+    notes: list[str] = field(default_factory=list)  # n capped
+    calibration_notes: list[str] = field(default_factory=list)  # overlap or fewer than asked
+
+
+def slices(examples: list[Example], n: int, n_calib: int = CALIBRATION_DOCS, seed: int = 0) -> Slices:
+    """eval_slice and calibration_slice together, with notes when n is capped to the dataset or
+    the dataset is too small to keep the calibration examples out of the evaluation."""
+    total = len(examples)
+    evaluation = eval_slice(examples, n, seed)
+    calibration = calibration_slice(examples, n, n_calib, seed)
+    notes, calibration_notes = [], []
+    if n > total:
+        notes.append(f"n={n} is more than the dataset's {total} examples: evaluating all {total}")
+    room = (f"use n <= {total - n_calib} for {n_calib} calibration examples outside the evaluation"
+            if total > n_calib else f"use a dataset of more than {n_calib} examples")
+    evaluated = {id(e) for e in evaluation}
+    outside = [e for e in examples if id(e) not in evaluated]
+    overlap = sum(id(e) in evaluated for e in calibration)
+    if overlap:
+        calibration_notes.append(
+            f"calibration overlaps evaluation: all {len(evaluation)} examples are evaluated, so the "
+            f"{len(calibration)} calibration examples are evaluated too; {room}")
+    elif len(calibration) < n_calib:
+        calibration_notes.append(
+            f"calibrating on {len(calibration)} examples, not {n_calib}: only {len(calibration)} are "
+            f"outside the evaluation slice of {len(evaluation)}; {room}")
+    return Slices(evaluation, calibration, outside, overlap, notes, calibration_notes)

@@ -37,6 +37,41 @@ def resolve_model(model: str) -> str:
     return model  # a hub id: loaded by transformers (needs network unless cached)
 
 
+def check_model(model: str) -> str:
+    """resolve_model, and for a hub id also whether it can be had now: from the local Hugging Face
+    cache, or from the hub within seconds (never transformers' minute of retries)."""
+    resolved = resolve_model(model)
+    if resolved != model or Path(resolved).exists():
+        return resolved
+    reason = _hub_unavailable(model)
+    if reason:
+        raise ModelNotFound(f"model {model!r} is not a local folder (none at {Path(model).resolve()}), "
+                            f"not bundled ({', '.join(BUNDLED_MODELS)}), and as a hub id {reason}. "
+                            f"Fix the path, or run where the hub is reachable")
+    return resolved
+
+
+def _hub_unavailable(model_id: str) -> str | None:
+    import os
+
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        if isinstance(try_to_load_from_cache(model_id, "config.json"), str):
+            return None
+    except Exception:  # an id the cache cannot even name (bad characters)
+        return "it is not a valid Hugging Face repo id"
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        return "it is not in the local cache and HF_HUB_OFFLINE is set"
+    try:
+        from huggingface_hub import model_info
+
+        model_info(model_id, timeout=10)
+    except Exception as exc:
+        return f"the hub did not provide it ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+    return None
+
+
 def get_adapter(task: str):
     if task not in ADAPTERS:
         raise KeyError(f"unknown task {task!r}; valid: {', '.join(ADAPTERS)}")

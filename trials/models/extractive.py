@@ -4,15 +4,24 @@ Score = z-scored forward centrality (how strongly later sentences echo this one,
 PacSum) + a lead-position prior, with MMR redundancy control. The z-scoring makes the choice
 depend on the encoder: a random or badly quantized encoder reorders the sentences, which
 shows in ROUGE.
+
+Summary length (TrialSpec.summary_length): N sentences, a budget of N words (sentences are added
+until the summary reaches it), or `auto`: the median sentence count of the references outside the
+evaluation slice (`auto_sentences`; trials.engine.with_summary_length), resolved by the trial
+engine before the adapter is built.
+A dialogue ("Name: text" lines) is summarized turn by turn: each turn is one unit, kept whole
+with its speaker.
 """
 from __future__ import annotations
 
+import math
+import statistics
 from dataclasses import dataclass
 
 import numpy as np
 
 from trials.models import resolve_model
-from trials.models.sentences import split_sentences
+from trials.models.sentences import sentence_lines, split_sentences
 from trials.pruning import attention_shape, load_encoder
 from trials.runtimes.base import PreparedModel
 
@@ -22,6 +31,17 @@ POSITION_WEIGHT = 2.0
 POSITION_DECAY = 4.0  # sentences; prior = exp(-index / decay)
 REDUNDANCY_WEIGHT = 1.5
 MIN_WORDS, MAX_WORDS = 6, 70
+AUTO_SENTENCES = (1, 10)  # the range `auto` keeps to
+DEFAULT_SENTENCES = 3  # `auto` with no references to read
+
+
+def auto_sentences(references: list[str]) -> int:
+    """The median sentence count of `references` (half rounds up), within AUTO_SENTENCES."""
+    counts = [max(len(sentence_lines(ref)), 1) for ref in references]
+    if not counts:
+        return DEFAULT_SENTENCES
+    low, high = AUTO_SENTENCES
+    return min(max(math.floor(statistics.median(counts) + 0.5), low), high)
 
 
 @dataclass
@@ -65,8 +85,16 @@ class ExtractiveSummarizer:
     def __init__(self, spec):
         from transformers import AutoTokenizer
 
+        from trials.spec import summary_length_parts
+
+        if spec.summary_length == "auto":  # built outside a trial: read it as the trial would
+            from trials.engine import with_summary_length
+
+            spec = with_summary_length(spec)[0]
         self.spec = spec
         self.settings = spec.extractive
+        unit, count = summary_length_parts(spec.summary_length)
+        self.num_sentences, self.max_words = (None, count) if unit == "words" else (count, None)
         path = resolve_model(spec.model)
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=spec.trust_remote_code)
         encoder = load_encoder(path, trust_remote_code=spec.trust_remote_code).float().eval()  # pruned or not
@@ -128,7 +156,7 @@ class ExtractiveSummarizer:
         for sentences in batch.sentences:
             doc_emb = embeddings[offset:offset + len(sentences)]
             offset += len(sentences)
-            picked = select_sentences(sentences, doc_emb, self.settings.num_sentences)
+            picked = select_sentences(sentences, doc_emb, self.num_sentences, words=self.max_words)
             summaries.append("\n".join(sentences[i] for i in picked))
         return summaries
 
@@ -139,10 +167,15 @@ def _to_numpy(x):
     return x
 
 
-def select_sentences(sentences: list[str], embeddings: np.ndarray, k: int) -> list[int]:
-    """Indices of the k chosen sentences, in document order."""
+def select_sentences(sentences: list[str], embeddings: np.ndarray, k: int | None = None, *,
+                     words: int | None = None) -> list[int]:
+    """Indices of the chosen sentences, in document order: k of them, or (with `words`) as many
+    as it takes to reach that many words."""
+    if (k is None) == (words is None):
+        raise ValueError("give exactly one of a sentence count k and a word budget `words`")
     count = len(sentences)
-    if count <= k:
+    lengths = np.array([len(s.split()) for s in sentences])
+    if (words is None and count <= k) or (words is not None and lengths.sum() <= words):
         return list(range(count))
     norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
     unit = embeddings / np.maximum(norms, 1e-8)
@@ -150,12 +183,15 @@ def select_sentences(sentences: list[str], embeddings: np.ndarray, k: int) -> li
     z = _zscore(forward_centrality(pairwise))
     position = np.exp(-np.arange(count) / POSITION_DECAY)
     score = CENTRALITY_WEIGHT * z + POSITION_WEIGHT * position
-    words = np.array([len(s.split()) for s in sentences])
-    eligible = (words >= MIN_WORDS) & (words <= MAX_WORDS)
-    if eligible.sum() >= k:
+    eligible = (lengths >= MIN_WORDS) & (lengths <= MAX_WORDS)
+    if (eligible.sum() >= k) if words is None else (lengths[eligible].sum() >= words):
         score = np.where(eligible, score, -np.inf)
+
+    def enough(chosen: list[int]) -> bool:
+        return len(chosen) >= k if words is None else lengths[chosen].sum() >= words
+
     chosen: list[int] = []
-    while len(chosen) < k:
+    while not enough(chosen):
         redundancy = pairwise[:, chosen].max(1) if chosen else np.zeros(count)
         mmr = score - REDUNDANCY_WEIGHT * redundancy
         mmr[chosen] = -np.inf

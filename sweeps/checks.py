@@ -1,0 +1,77 @@
+"""The checks a launch makes before anything starts. `validate` and `launch` run the same ones.
+
+Each failure names the sweep-file key that is wrong and the fix; nothing (Ray, MLflow, a folder)
+has been created when one fails.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from sweeps.spec import SweepSpec, SweepSpecError
+
+__all__ = ["declared_hardware", "preflight"]
+
+
+def preflight(sweep: SweepSpec) -> list[str]:
+    """Raise SweepSpecError for the first thing that would stop the launch; return warnings."""
+    warnings: list[str] = []
+    _check_model(sweep)
+    warnings += _check_dataset(sweep)
+    _check_resources(sweep)
+    _check_baseline(sweep)
+    return warnings
+
+
+def declared_hardware(sweep: SweepSpec):
+    """The hardware the trials will run on: this machine, or the GPU the sweep declares when the
+    driver has none (a laptop launching onto a GPU cluster)."""
+    from trials.hardware import detect
+
+    local = detect()
+    if sweep.trial.device == "cpu" or local.cuda_available:
+        return local
+    return dataclasses.replace(
+        local, cuda_available=True, gpu_count=max(1, int(sweep.resources.gpu)),
+        gpu_name=sweep.resources.accelerator_type or "declared GPU",
+        gpu_compute_capability=(8, 0))  # unknown until a worker reports: assume a current GPU
+
+
+def _check_model(sweep: SweepSpec) -> None:
+    from trials.models import ModelNotFound, check_model
+
+    try:
+        check_model(sweep.model)
+    except ModelNotFound as exc:
+        raise SweepSpecError(f"model: {exc}") from None
+
+
+def _check_dataset(sweep: SweepSpec) -> list[str]:
+    from trials.data import HF_PREFIX, DatasetError, load_examples
+
+    data = sweep.dataset
+    if data.path.startswith(HF_PREFIX):  # loaded (and downloaded) by the workers
+        return []
+    try:
+        examples = load_examples(data.path, data.document_field, data.summary_field)
+    except DatasetError as exc:
+        raise SweepSpecError(f"dataset.path: {exc}") from None
+    if data.n > len(examples):
+        return [f"dataset.n is {data.n} but {data.path} has {len(examples)} examples: "
+                f"each trial evaluates all {len(examples)}"]
+    return []
+
+
+def _check_resources(sweep: SweepSpec) -> None:
+    if sweep.trial.device == "cuda" and sweep.resources.gpu <= 0:
+        raise SweepSpecError("resources.gpu: trial.device is cuda but resources.gpu is 0; "
+                             "set resources.gpu (e.g. 1) or trial.device: cpu")
+
+
+def _check_baseline(sweep: SweepSpec) -> None:
+    from trials.feasibility import check
+
+    spec = sweep.trial_spec(sweep.baseline.model_dump())
+    reason = check(spec, declared_hardware(sweep))
+    if reason:
+        raise SweepSpecError(f"baseline ({spec.short_name()} on {spec.device}) cannot run: {reason}. "
+                             f"Change `baseline:` (default: fp32 on torch) or `trial.device`")
