@@ -194,7 +194,9 @@ def frontier_rows(rows: list[TrialRow], frontier_ids: set[str], run_links: dict[
             "batch_size": r.knobs.get("batch_size"),
             "speedup": f"{_fmt(m.get('speedup'), '.2f')}×",
             "memory_reduction": f"{_fmt(m.get('memory_reduction_pct'), '.1f')} %",
-            "rouge_drop": f"{_fmt(m.get('rouge_drop_pct'), '.2f')} %",
+            "rouge_drop": f"{_fmt(m.get('rouge_drop_pct'), '.2f')} %" + (
+                f" [{m['rouge_drop_pct_ci_low']:.2f}, {m['rouge_drop_pct_ci_high']:.2f}]"
+                if "rouge_drop_pct_ci_low" in m else ""),
             "latency": _fmt(m.get(LATENCY), ".2f"), "memory": _fmt(m.get(MEMORY), ".0f"),
             "size": _fmt(m.get("model_size_mb"), ".1f"), "rouge": _fmt(m.get(ROUGE), ".2f"),
         })

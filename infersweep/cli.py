@@ -180,7 +180,7 @@ def resume(
 def _run(sweep, address, tracking_uri, resume: bool, restart: bool = False) -> None:
     quiet_libraries()
     from sweeps.driver import SweepError, SweepInterrupted, run_sweep
-    from sweeps.report import frontier_table, reasons_table, status_counts
+    from sweeps.report import constraint_rule, frontier_table, reasons_table, status_counts
     from sweeps.spec import SweepSpecError
     from tracking.store import TrackingUnreachable, ui_command
 
@@ -196,7 +196,7 @@ def _run(sweep, address, tracking_uri, resume: bool, restart: bool = False) -> N
     except (SweepError, TrackingUnreachable) as exc:
         fail(str(exc), code=1)
     console.print(frontier_table(result.frontier, f"Pareto frontier of {sweep.name} "
-                                 f"(constraints: {', '.join(sweep.constraints)})"))
+                                 f"({constraint_rule(sweep.constraints, sweep.confidence)})"))
     reasons = reasons_table(result.rows)
     if reasons:
         console.print(reasons)

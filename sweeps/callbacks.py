@@ -36,7 +36,7 @@ class MlflowTrialCallback(Callback):
         self._safely("start", self.runs.trial_started, spec.trial_id(), spec.short_name(), spec.knobs())
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        from trials.measure import relative_metrics
+        from trials.measure import relative_to
 
         path = Path(trial.last_result.get("report_path", ""))
         if not path.is_file() and trial.last_result.get("report_json") and path.name == "report.json":
@@ -47,7 +47,8 @@ class MlflowTrialCallback(Callback):
         if not path.is_file():
             return
         report = TrialReport.from_json(path.read_text())
-        relative = relative_metrics(report.metrics, self.baseline) if report.ok else {}
+        confidence = SweepSpec.model_validate_json(self.sweep_json).confidence
+        relative = relative_to(report, self.baseline, confidence) if report.ok else {}
         self._safely("log", self.runs.trial_finished, report, relative, path)
 
     def on_trial_error(self, iteration, trials, trial, **info):

@@ -12,7 +12,7 @@ from pathlib import Path
 from sweeps import pareto
 from sweeps.spec import SweepSpec
 from sweeps.trainable import constraint_keys, sweep_trial, trials_dir
-from trials.measure import relative_metrics
+from trials.measure import relative_to
 from trials.spec import TrialReport
 
 SPEC_FILE = "sweep.json"
@@ -35,7 +35,8 @@ class SweepResult:
 
 
 #: what a trial's result depends on: a change here makes earlier results a different sweep
-RESULT_FIELDS = ("model", "task", "dataset", "baseline", "trial", "resources", "objectives", "constraints")
+RESULT_FIELDS = ("model", "task", "dataset", "baseline", "trial", "resources", "objectives", "constraints",
+                 "confidence")
 
 
 def prepare_dir(sweep: SweepSpec, resume: bool = False, restart: bool = False, say=print,
@@ -148,7 +149,7 @@ def _tuner(sweep: SweepSpec, directory: Path, baseline: TrialReport, runs, resum
     from sweeps.callbacks import MlflowTrialCallback, ProgressCallback
     from sweeps.search import DistinctTrialsStopper, distinct_target, num_samples, searcher, trials_to_show
 
-    baseline_json = json.dumps(baseline.metrics)
+    baseline_json = baseline.to_json()
     trainable = tune.with_resources(
         tune.with_parameters(sweep_trial, sweep_json=sweep.model_dump_json(), baseline_json=baseline_json),
         trial_resources(sweep))
@@ -157,7 +158,7 @@ def _tuner(sweep: SweepSpec, directory: Path, baseline: TrialReport, runs, resum
         return tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_errored=True)
     if tune_dir.exists():  # a finished or unrestorable run: start a fresh one, results are reused
         tune_dir.rename(directory / f"tune-{int(time.time())}")
-    callbacks = [MlflowTrialCallback(sweep.model_dump_json(), runs, baseline.metrics)]
+    callbacks = [MlflowTrialCallback(sweep.model_dump_json(), runs, baseline)]
     if progress:
         objectives = [(o.metric, o.mode) for o in sweep.objectives]
         callbacks.append(ProgressCallback(trials_to_show(sweep, baseline.trial_id), objectives, sweep.constraints,
@@ -179,7 +180,7 @@ def collect_rows(sweep: SweepSpec, baseline: TrialReport) -> list[pareto.TrialRo
         report = TrialReport.from_json(path.read_text())
         metrics = dict(report.metrics)
         if report.ok:
-            metrics.update(relative_metrics(report.metrics, baseline.metrics))
+            metrics.update(relative_to(report, baseline, sweep.confidence))
         rows.append(pareto.TrialRow(report.trial_id, report.status, report.spec.knobs(), metrics,
                                     report.reason, baseline=report.trial_id == baseline.trial_id))
     return rows
@@ -190,7 +191,7 @@ def reconcile(sweep: SweepSpec, runs, baseline: TrialReport) -> int:
     logged = 0
     for path in sorted(trials_dir(sweep).glob("*/report.json")):
         report = TrialReport.from_json(path.read_text())
-        relative = relative_metrics(report.metrics, baseline.metrics) if report.ok else {}
+        relative = relative_to(report, baseline, sweep.confidence) if report.ok else {}
         runs.trial_finished(report, relative, path, update=True)  # relative to this launch's baseline
         logged += 1
     return logged
@@ -296,7 +297,7 @@ def _owed(sweep: SweepSpec, done: set[str]) -> int:
 
 def _log_baseline(runs, sweep: SweepSpec, baseline: TrialReport) -> None:
     try:  # the report is on disk; a tracking server that is down now is reconciled at the end
-        runs.trial_finished(baseline, relative_metrics(baseline.metrics, baseline.metrics),
+        runs.trial_finished(baseline, relative_to(baseline, baseline, sweep.confidence),
                             trials_dir(sweep) / baseline.trial_id / "report.json", update=True)
     except Exception as exc:
         logging.getLogger(__name__).warning("MLflow: the baseline is logged at the end (%s)", exc)

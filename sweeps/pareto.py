@@ -55,7 +55,8 @@ def hypervolume_2d(points: list[tuple[float, float]], reference: tuple[float, fl
 
 
 COLUMNS = ["trial_id", "runtime", "precision", "pruning", "prune_ratio", "batch_size",
-           "speedup", "memory_reduction_pct", "rouge_drop_pct", "latency_ms_per_sample",
+           "speedup", "memory_reduction_pct", "rouge_drop_pct", "rouge_drop_pct_ci_low",
+           "rouge_drop_pct_ci_high", "latency_ms_per_sample",
            "peak_memory_mb", "model_size_mb", "rougeLsum"]
 
 

@@ -26,9 +26,26 @@ def frontier_table(rows: list[TrialRow], title: str = "Pareto frontier") -> Tabl
         m = r.metrics
         table.add_row(r.trial_id[:8] + (" base" if r.baseline else ""), _knob_text(r.knobs),
                       f"{m.get('speedup', 0):.2f}x", f"{m.get('memory_reduction_pct', 0):.1f}",
-                      f"{m.get('rouge_drop_pct', 0):.2f}", f"{m['latency_ms_per_sample']:.1f}",
+                      drop_text(m), f"{m['latency_ms_per_sample']:.1f}",
                       f"{m['peak_memory_mb']:.0f}", f"{m['model_size_mb']:.1f}", f"{m['rougeLsum']:.2f}")
     return table
+
+
+def drop_text(metrics: dict) -> str:
+    """The ROUGE drop with its interval below it: `0.12` over `[-0.31,0.58]`."""
+    text = f"{metrics.get('rouge_drop_pct', 0):.2f}"
+    if "rouge_drop_pct_ci_low" in metrics:
+        text += f"\n[{metrics['rouge_drop_pct_ci_low']:.2f},{metrics['rouge_drop_pct_ci_high']:.2f}]"
+    return text
+
+
+def constraint_rule(constraints: list[str], confidence: float) -> str:
+    """How the constraints were judged, for table titles and reports."""
+    if not constraints:
+        return "no constraints"
+    how = (f"upper end of the {confidence:.0%} paired-bootstrap interval" if confidence > 0.5
+           else "point estimate")
+    return f"{', '.join(constraints)} on the {how}"
 
 
 def status_counts(rows: list[TrialRow]) -> dict[str, int]:

@@ -15,7 +15,7 @@ from trials.precision import PRECISIONS
 from trials.pruning import MAX_PRUNE_RATIO, PRUNING_METHODS
 from trials.runtimes import RUNTIMES
 from trials.spec import (ExtractiveSettings, GenerationSettings, StructuredPruningSettings, SummaryLength,
-                         TrialSpec)
+                         TimingSettings, TrialSpec)
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CONSTRAINT = re.compile(r"^\s*([A-Za-z_0-9]+)\s*(<=|>=|<|>)\s*(-?[0-9.]+)\s*$")
@@ -165,6 +165,7 @@ class TrialSettings(Strict):
     generation: GenerationSettings = GenerationSettings()
     extractive: ExtractiveSettings = ExtractiveSettings()
     structured: StructuredPruningSettings = StructuredPruningSettings()
+    timing: TimingSettings = TimingSettings()
     summary_length: SummaryLength = Field("auto", description="as TrialSpec.summary_length")
 
 
@@ -204,6 +205,8 @@ class SweepSpec(Strict):
     search: SearchSpec = SearchSpec()
     objectives: list[Objective] = DEFAULT_OBJECTIVES
     constraints: list[str] = ["rouge_drop_pct <= 1.0"]
+    #: a quality constraint holds when its interval's worst end meets it (0.5: the point estimate)
+    confidence: float = Field(0.95, ge=0.5, lt=1.0)
     resources: Resources = Resources()
     trial: TrialSettings = TrialSettings()
     tracking: TrackingSpec = TrackingSpec()
@@ -258,7 +261,7 @@ class SweepSpec(Strict):
             cpus=max(int(self.resources.cpu), 1), warmup=self.trial.warmup, repeats=self.trial.repeats,
             trust_remote_code=self.trial.trust_remote_code, generation=self.trial.generation,
             extractive=self.trial.extractive, structured=self.trial.structured,
-            summary_length=self.trial.summary_length, **knobs)
+            summary_length=self.trial.summary_length, timing=self.trial.timing, **knobs)
 
     def spec_hash(self) -> str:
         return hashlib.sha1(self.model_dump_json().encode()).hexdigest()[:12]
@@ -279,7 +282,9 @@ def parse_constraint(text: str) -> tuple[str, str, float]:
 def constraint_violation(text: str, metrics: dict[str, float]) -> float:
     """How far `metrics` violate a constraint: <= 0 satisfied, > 0 violated (Optuna's sign)."""
     metric, op, bound = parse_constraint(text)
-    value = metrics.get(metric)
+    # with an interval, its worst end must meet the bound: undecided counts as not met
+    worst = f"{metric}_ci_high" if op in ("<=", "<") else f"{metric}_ci_low"
+    value = metrics.get(worst, metrics.get(metric))
     if value is None:
         return 1.0
     return value - bound if op in ("<=", "<") else bound - value

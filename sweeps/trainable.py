@@ -1,11 +1,10 @@
 """What a Ray worker runs for one sweep trial. Importable (never __main__): Ray pickles by path."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from sweeps.spec import SweepSpec, constraint_violation
-from trials.measure import relative_metrics
+from trials.measure import relative_to
 from trials.spec import TrialReport
 
 WORST = {"min": 1e6, "max": -1e6}
@@ -34,11 +33,11 @@ def run_or_reuse(sweep: SweepSpec, knobs: dict) -> tuple[TrialReport, Path, bool
     return run_trial(spec, directory), path, False
 
 
-def tune_result(sweep: SweepSpec, report: TrialReport, baseline: dict) -> dict:
+def tune_result(sweep: SweepSpec, report: TrialReport, baseline: TrialReport) -> dict:
     """Every objective finite (worst case when the trial did not run) plus constraint values
     (> 0 = violated) so the sampler learns to avoid infeasible corners."""
     ok = report.status == "ok"
-    metrics = {**report.metrics, **relative_metrics(report.metrics, baseline)} if ok else {}
+    metrics = {**report.metrics, **relative_to(report, baseline, sweep.confidence)} if ok else {}
     result = {o.metric: float(metrics.get(o.metric, WORST[o.mode])) for o in sweep.objectives}
     result[INFEASIBLE_KEY] = 0.0 if ok else 1.0
     for i, text in enumerate(sweep.constraints):
@@ -54,7 +53,7 @@ def sweep_trial(config: dict, sweep_json: str, baseline_json: str) -> dict:
     from ray import tune
 
     sweep = SweepSpec.model_validate_json(sweep_json)
-    baseline = json.loads(baseline_json)
+    baseline = TrialReport.from_json(baseline_json)
     report, path, reused = run_or_reuse(sweep, config)
     result = tune_result(sweep, report, baseline)
     # the report itself too: the driver keeps a copy when the workers' disks are not shared

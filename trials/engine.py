@@ -15,7 +15,8 @@ from pathlib import Path
 from trials import feasibility, hardware
 from trials.data import CALIBRATION_DOCS, Example, Slices, load_examples, slices
 from trials.measure import MODEL_SIZE, PEAK_MEMORY, LatencyTracker, MemoryTracker, pin_threads, rss_mb
-from trials.quality import rouge
+from trials.quality import mean_scores, rouge_per_document
+from trials.timing import LatencyRun, StabilityRule, machine_state
 from trials.spec import TrialReport, TrialSpec
 
 DEFAULT_OUT = Path(".infersweep") / "trials"
@@ -112,12 +113,14 @@ def _measure(spec: TrialSpec, workdir: Path, phase) -> dict:
         with phase("warmup"):
             for batch in (batches * spec.warmup)[: spec.warmup]:
                 adapter.summarize_batch(batch, engine)
-        latency = LatencyTracker(spec.device)
+        before = machine_state()
         with phase("timed"):
-            summaries = _timed_passes(adapter, engine, batches, spec.repeats, latency)
+            summaries, latency = _timed_passes(adapter, engine, batches, spec)
     with phase("rouge"):
-        quality = rouge(summaries, [e.summary for e in evaluation])
-    metrics = {**latency.metrics(), **quality,
+        per_document = rouge_per_document(summaries, [e.summary for e in evaluation])
+    timing = {**latency.summary(), "before": before, "after": machine_state()}
+    notes += [_noisy_note(timing)] if timing["noisy"] else []
+    metrics = {**latency.metrics(), **mean_scores(per_document),
                PEAK_MEMORY: memory.peak_growth_mb(), MODEL_SIZE: engine.size_mb()}
     artifact = {"path": str(engine.artifact_path or ""), **getattr(engine, "cache_info", {})}
     engine.close()
@@ -125,8 +128,8 @@ def _measure(spec: TrialSpec, workdir: Path, phase) -> dict:
     artifact.update(pruning_facts)
     if spec.task == "extractive":
         artifact["summary_length"] = resolved.summary_length
-    return dict(metrics=metrics, artifact=artifact, notes=notes,
-                sample_summaries=summaries[:SAMPLE_SUMMARIES])
+    return dict(metrics=metrics, artifact=artifact, notes=notes, sample_summaries=summaries[:SAMPLE_SUMMARIES],
+                per_document=per_document, document_ids=[e.id for e in evaluation], timing=timing)
 
 
 def calibration_examples(spec: TrialSpec) -> list[Example]:
@@ -206,11 +209,25 @@ def prune_model(adapter, spec: TrialSpec, calibration_docs: list[str]) -> dict:
                          importance=how.importance, head_ratio=how.head_ratio, ffn_ratio=how.ffn_ratio)
 
 
-def _timed_passes(adapter, engine, batches, repeats: int, latency: LatencyTracker) -> list[str]:
+def _timed_passes(adapter, engine, batches, spec: TrialSpec) -> tuple[list[str], LatencyRun]:
+    """Passes over the evaluation slice, at least `spec.repeats`, until the latency is stable
+    (trials.timing); the summaries are the first pass's."""
+    run = LatencyRun(full_size=spec.batch_size, rule=StabilityRule(**spec.timing.model_dump()))
+    clock = LatencyTracker(spec.device)  # synchronizes the device before reading the clock
     summaries: list[str] = []
-    for rep in range(repeats):
+    passes = 0
+    while passes < spec.repeats or not run.done():
         for batch in batches:
-            out = latency.time(lambda: adapter.summarize_batch(batch, engine), batch.size)
-            if rep == 0:
+            out = clock.time(lambda: adapter.summarize_batch(batch, engine), batch.size)
+            run.add(clock.batch_ms[-1], batch.size)
+            if passes == 0:
                 summaries.extend(out)
-    return summaries
+        passes += 1
+    return summaries, run
+
+
+def _noisy_note(timing: dict) -> str:
+    return (f"latency noisy: the median per-document latency is known to ±{timing['median_halfwidth_pct']}% "
+            f"after {timing['seconds']:.0f} s ({timing['counted_batches']} batches, CV {timing['cv_pct']}%, "
+            f"load {timing['before'].get('load_avg_1m', '?')} -> {timing['after'].get('load_avg_1m', '?')}); "
+            f"raise trial.timing.max_seconds or measure on a quieter machine")

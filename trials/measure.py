@@ -26,6 +26,10 @@ METRICS: dict[str, MetricDef] = {
     "rouge2": MetricDef("F1 x100", "max", "ROUGE-2 F1, stemmed"),
     "rougeLsum": MetricDef("F1 x100", "max", "ROUGE-Lsum F1, stemmed, sentences on new lines"),
     "rouge_drop_pct": MetricDef("%", "min", "relative ROUGE-Lsum drop against the baseline"),
+    "rouge_drop_pct_ci_low": MetricDef("%", "min", "lower end of rouge_drop_pct's paired-bootstrap interval "
+                                                   "(the sweep's confidence, 95% by default)"),
+    "rouge_drop_pct_ci_high": MetricDef("%", "min", "upper end of rouge_drop_pct's paired-bootstrap interval; "
+                                                    "a `rouge_drop_pct <= X` constraint holds when this meets X"),
     "speedup": MetricDef("x", "max", "baseline latency per sample / this latency per sample"),
     "memory_reduction_pct": MetricDef("%", "max", "relative peak memory reduction against the baseline"),
 }
@@ -160,6 +164,23 @@ def pin_threads(cpus: int) -> None:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # can only be set once per process, before any parallel work
         pass
+
+
+def relative_to(report, baseline, confidence: float = 0.95) -> dict[str, float]:
+    """relative_metrics of two TrialReports, plus rouge_drop_pct's paired-bootstrap interval over
+    the documents both evaluated (same ids), at `confidence` (0.5: the point estimate alone)."""
+    from trials.stats import paired_drop
+
+    out = relative_metrics(report.metrics, baseline.metrics)
+    mine, theirs = report.per_document.get(ROUGE_LSUM), baseline.per_document.get(ROUGE_LSUM)
+    if not mine or not theirs:  # a report from before per-document scores: no interval
+        return out
+    position = {doc: i for i, doc in enumerate(baseline.document_ids)}
+    pairs = [(theirs[position[doc]], mine[i]) for i, doc in enumerate(report.document_ids) if doc in position]
+    if pairs:
+        base_scores, trial_scores = zip(*pairs)
+        out.update(paired_drop(base_scores, trial_scores, confidence).as_metrics(ROUGE_DROP))
+    return out
 
 
 def relative_metrics(metrics: dict[str, float], baseline: dict[str, float]) -> dict[str, float]:

@@ -19,8 +19,8 @@ def sentences_per_line(text: str) -> str:
     return "\n".join(sentence_lines(text))
 
 
-def rouge(predictions: list[str], references: list[str]) -> dict[str, float]:
-    """Mean ROUGE-1/2/Lsum F1 (0-100); both sides are split into sentences (see the module doc)."""
+def rouge_per_document(predictions: list[str], references: list[str]) -> dict[str, list[float]]:
+    """ROUGE-1/2/Lsum F1 (0-100) of each document, in order: what paired comparisons need."""
     from rouge_score import rouge_scorer
 
     if len(predictions) != len(references):
@@ -28,9 +28,18 @@ def rouge(predictions: list[str], references: list[str]) -> dict[str, float]:
     if not predictions:
         raise ValueError("no predictions to score")
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
-    totals = dict.fromkeys(ROUGE_TYPES, 0.0)
+    per_document: dict[str, list[float]] = {key: [] for key in ROUGE_TYPES}
     for pred, ref in zip(predictions, references):
         scores = scorer.score(sentences_per_line(ref), sentences_per_line(pred))
         for key in ROUGE_TYPES:
-            totals[key] += scores[key].fmeasure
-    return {key: 100 * total / len(predictions) for key, total in totals.items()}
+            per_document[key].append(100 * scores[key].fmeasure)
+    return per_document
+
+
+def mean_scores(per_document: dict[str, list[float]]) -> dict[str, float]:
+    return {key: sum(values) / len(values) for key, values in per_document.items()}
+
+
+def rouge(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """Mean ROUGE-1/2/Lsum F1 (0-100); both sides are split into sentences (see the module doc)."""
+    return mean_scores(rouge_per_document(predictions, references))

@@ -82,6 +82,17 @@ class ExtractiveSettings(BaseModel):
     micro_batch_sentences: int = Field(64, ge=1)
 
 
+class TimingSettings(BaseModel):
+    """When latency counts as measured: timed passes over the evaluation slice go on until the
+    95% interval of the median per-document latency is within ±rel_halfwidth_pct of it, with at
+    least min_batches full batches, or until max_seconds (the trial is then flagged noisy)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    min_batches: int = Field(8, ge=1, le=10_000)
+    rel_halfwidth_pct: float = Field(5.0, gt=0, le=100)
+    max_seconds: float = Field(20.0, gt=0)
+
+
 class StructuredPruningSettings(BaseModel):
     """How `structured` pruning splits its ratio between heads and FFN neurons and ranks them."""
 
@@ -119,6 +130,7 @@ class TrialSpec(BaseModel):
     generation: GenerationSettings = GenerationSettings()
     extractive: ExtractiveSettings = ExtractiveSettings()
     structured: StructuredPruningSettings = StructuredPruningSettings()
+    timing: TimingSettings = TimingSettings()
     summary_length: SummaryLength = Field(
         DEFAULT_SUMMARY_LENGTH,
         description="extractive summaries: 'auto' (the median sentence count of the references "
@@ -230,6 +242,11 @@ class TrialReport(BaseModel):
     artifact: dict[str, Any] = {}
     notes: list[str] = []
     sample_summaries: list[str] = []
+    #: ROUGE type -> each evaluated document's score, in `document_ids` order (paired verdicts)
+    per_document: dict[str, list[float]] = {}
+    document_ids: list[str] = []
+    #: raw batch times, how stable their median is, the load they were measured under
+    timing: dict[str, Any] = {}
 
     @model_validator(mode="after")
     def _fill_id(self) -> "TrialReport":
