@@ -241,9 +241,13 @@ def status(
         raise typer.Exit(0)
     rows = collect_rows(sweep, TrialReport.from_json(base_path.read_text()))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(status_counts(rows).items()))
-    console.print(f"sweep {sweep_name}: {len(rows)} trials finished of {sweep.search.num_trials} + baseline ({counts})")
+    trials = sum(not r.baseline for r in rows)
+    console.print(f"sweep {sweep_name}: {trials} of {sweep.search.num_trials} trials finished, and the baseline "
+                  f"({counts})", soft_wrap=True)
     front = pareto.frontier(rows, [(o.metric, o.mode) for o in sweep.objectives], sweep.constraints)
-    console.print(frontier_table(front, "frontier so far"))
+    from sweeps.report import constraint_rule
+
+    console.print(frontier_table(front, f"frontier so far ({constraint_rule(sweep.constraints, sweep.confidence)})"))
 
 
 @app.command()

@@ -32,10 +32,10 @@ def frontier_table(rows: list[TrialRow], title: str = "Pareto frontier") -> Tabl
 
 
 def drop_text(metrics: dict) -> str:
-    """The ROUGE drop with its interval below it: `0.12` over `[-0.31,0.58]`."""
+    """The ROUGE drop with its interval below it: `0.12` over `[-0.3,0.6]`."""
     text = f"{metrics.get('rouge_drop_pct', 0):.2f}"
     if "rouge_drop_pct_ci_low" in metrics:
-        text += f"\n[{metrics['rouge_drop_pct_ci_low']:.2f},{metrics['rouge_drop_pct_ci_high']:.2f}]"
+        text += f"\n[{metrics['rouge_drop_pct_ci_low']:.1f},{metrics['rouge_drop_pct_ci_high']:.1f}]"
     return text
 
 
