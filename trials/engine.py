@@ -222,6 +222,7 @@ def _timed_passes(adapter, engine, batches, spec: TrialSpec) -> tuple[list[str],
             run.add(clock.batch_ms[-1], batch.size)
             if passes == 0:
                 summaries.extend(out)
+        run.end_pass()
         passes += 1
     return summaries, run
 

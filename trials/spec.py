@@ -84,10 +84,12 @@ class ExtractiveSettings(BaseModel):
 
 class TimingSettings(BaseModel):
     """When latency counts as measured: timed passes over the evaluation slice go on until the
-    95% interval of the median per-document latency is within ±rel_halfwidth_pct of it, with at
-    least min_batches full batches, or until max_seconds (the trial is then flagged noisy)."""
+    95% interval of the median per-document latency (one value per pass) is within
+    ±rel_halfwidth_pct of it, with at least min_passes passes and min_batches full batches, or
+    until max_seconds (the trial is then flagged noisy)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    min_passes: int = Field(3, ge=1, le=1000)
     min_batches: int = Field(8, ge=1, le=10_000)
     rel_halfwidth_pct: float = Field(5.0, gt=0, le=100)
     max_seconds: float = Field(20.0, gt=0)

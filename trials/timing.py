@@ -1,7 +1,11 @@
-"""Latency measured until stable: timed passes go on until the confidence interval of the median
-per-sample latency is within ±`rel_halfwidth_pct` of it (or a time cap), never fewer than
-`min_batches` full batches. Partial (last) batches are timed but kept out of the statistics: a
-batch of 3 in a run of 8s is a different measurement.
+"""Latency measured until stable: timed passes over the evaluation slice go on until the
+confidence interval of the median per-document latency is within ±`rel_halfwidth_pct` of it (or
+a time cap), never fewer than `min_passes` passes and `min_batches` full batches.
+
+The statistic is per *pass* (the full batches' time over their documents): every pass does the
+same work, so passes differ only by noise, whereas batches differ by their documents' lengths
+(at batch 1 a long and a short article are not two samples of one latency). Partial (last)
+batches are timed but kept out: a batch of 3 in a run of 8s is a different measurement.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ class StabilityRule:
     rel_halfwidth_pct: float = 5.0
     max_seconds: float = 20.0
     confidence: float = 0.95
+    min_passes: int = 3
 
 
 def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
@@ -47,16 +52,37 @@ class LatencyRun:
     batch_ms: list[float] = field(default_factory=list)
     batch_sizes: list[int] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+    pass_ends: list[int] = field(default_factory=list)  # batch count at the end of each pass
 
     def add(self, ms: float, size: int) -> None:
         self.batch_ms.append(ms)
         self.batch_sizes.append(size)
 
-    def _counted(self) -> tuple[list[float], list[int]]:
+    def end_pass(self) -> None:
+        self.pass_ends.append(len(self.batch_ms))
+
+    def per_pass(self) -> list[float]:
+        """Each finished pass's per-document latency over its counted batches."""
+        values, start = [], 0
+        for end in self.pass_ends:
+            pairs = self._select(self.batch_ms[start:end], self.batch_sizes[start:end])
+            if pairs:
+                values.append(sum(ms for ms, _ in pairs) / sum(n for _, n in pairs))
+            start = end
+        return values
+
+    def _select(self, batch_ms: list[float], sizes: list[int]) -> list[tuple[float, int]]:
         """Full batches only; all of them when none is full (fewer documents than a batch)."""
-        full = [(ms, n) for ms, n in zip(self.batch_ms, self.batch_sizes) if n == self.full_size]
-        pairs = full or list(zip(self.batch_ms, self.batch_sizes))
+        full = [(ms, n) for ms, n in zip(batch_ms, sizes) if n == self.full_size]
+        return full or list(zip(batch_ms, sizes))
+
+    def _counted(self) -> tuple[list[float], list[int]]:
+        pairs = self._select(self.batch_ms, self.batch_sizes)
         return [ms for ms, _ in pairs], [n for _, n in pairs]
+
+    def _statistic(self) -> list[float]:
+        """Per-pass values once passes are marked; per-batch values before (one pass or none)."""
+        return self.per_pass() if len(self.pass_ends) >= 2 else self.per_sample()
 
     def per_sample(self) -> list[float]:
         ms, sizes = self._counted()
@@ -64,7 +90,7 @@ class LatencyRun:
 
     def spread_pct(self) -> float:
         """Half-width of the median's interval relative to the median, in percent."""
-        values = self.per_sample()
+        values = self._statistic()
         if len(values) < 2:
             return math.inf
         low, high = median_interval(values, self.rule.confidence)
@@ -75,7 +101,8 @@ class LatencyRun:
         return time.perf_counter() - self.started
 
     def stable(self) -> bool:
-        return (len(self.per_sample()) >= self.rule.min_batches
+        enough_passes = not self.pass_ends or len(self.pass_ends) >= self.rule.min_passes
+        return (enough_passes and len(self.per_sample()) >= self.rule.min_batches
                 and self.spread_pct() <= self.rule.rel_halfwidth_pct)
 
     def done(self) -> bool:
@@ -85,7 +112,7 @@ class LatencyRun:
         ms, sizes = self._counted()
         total_s = sum(self.batch_ms) / 1000
         return {
-            "latency_ms_per_sample": statistics.median(self.per_sample()),
+            "latency_ms_per_sample": statistics.median(self._statistic()),
             "latency_ms_p50": percentile(ms, 50),
             "latency_ms_p95": percentile(ms, 95),
             "latency_ms_p99": percentile(ms, 99),
@@ -94,14 +121,16 @@ class LatencyRun:
 
     def summary(self) -> dict:
         """What report.json keeps: the raw batch times and how sure the median is."""
-        values = self.per_sample()
+        values = self._statistic()
         mean = statistics.fmean(values)
         cv = 100 * statistics.stdev(values) / mean if len(values) > 1 and mean > 0 else 0.0
         return {
             "batch_ms": [round(v, 3) for v in self.batch_ms],
             "batch_sizes": list(self.batch_sizes),
             "timed_batches": len(self.batch_ms),
-            "counted_batches": len(values),
+            "counted_batches": len(self.per_sample()),
+            "passes": len(self.pass_ends),
+            "pass_ms_per_sample": [round(v, 4) for v in self.per_pass()],
             "cv_pct": round(cv, 2),
             "median_halfwidth_pct": round(self.spread_pct(), 2) if len(values) > 1 else None,
             "rule": (f"median within ±{self.rule.rel_halfwidth_pct:g}% at {self.rule.confidence:.0%}, "

@@ -51,3 +51,18 @@ def test_spread_of_a_tight_run_is_small(values):
     for v in values:
         run.add(v, 1)
     assert run.spread_pct() < 5
+
+
+def test_documents_of_different_lengths_are_not_noise():
+    """At batch 1 a long and a short document alternate: per batch that is a 10x spread, per pass
+    (the same work each time) it is none, and the run is stable after the minimum passes."""
+    run = LatencyRun(full_size=1, rule=StabilityRule(min_batches=2, rel_halfwidth_pct=5, max_seconds=1e9,
+                                                     min_passes=3))
+    for done in range(3):
+        run.add(100.0, 1)
+        run.add(10.0, 1)
+        run.end_pass()
+        assert run.stable() == (done == 2)
+    assert run.per_pass() == [55.0, 55.0, 55.0]
+    assert run.metrics()["latency_ms_per_sample"] == 55.0
+    assert run.summary()["passes"] == 3 and run.summary()["cv_pct"] == 0.0
