@@ -129,7 +129,7 @@ def validate(spec: Path = typer.Argument(..., help="sweep YAML file")):
     axes = sweep.space.axes()
     console.print(f"[green]ok[/] {spec}: sweep {sweep.name!r}, {len(sweep.space.grid())} combinations "
                   f"({', '.join(f'{k}: {len(v)}' for k, v in axes.items())}), "
-                  f"{sweep.search.algorithm} for {sweep.search.num_trials} trials")
+                  f"{sweep.search.algorithm} for {sweep.search.num_trials} trials", soft_wrap=True)
 
 
 def _preflight(check, sweep) -> list[str]:

@@ -59,7 +59,8 @@ def test_a_gpu_sweep_is_checked_against_the_declared_gpu(tmp_path):
     sweep = load_sweep_spec(write(tmp_path, "name: a\ntrial: {device: cuda}\nresources: {gpu: 1}\n"
                                             "baseline: {precision: fp16}\n"))
     assert declared_hardware(sweep).cuda_available
-    assert preflight(sweep) == []  # fp16 on the declared GPU is fine even from a CPU-only laptop
+    notes = preflight(sweep)  # fp16 on the declared GPU is fine even from a CPU-only laptop: no error
+    assert not [n for n in notes if "baseline" in n]
 
 
 def test_shipped_quickstart_passes(tmp_path):
@@ -91,3 +92,13 @@ def test_promote_rejects_bad_conditions_as_bad_input(tmp_path):
     assert metric.exit_code == 2 and "unknown metric 'speed'" in metric.output
     helped = runner.invoke(app, ["promote", "--help"], env={"COLUMNS": "200"})
     assert "repeat the flag" in helped.output
+
+
+def test_validate_says_when_the_document_budget_cannot_decide_the_constraint(tmp_path):
+    small = runner.invoke(app, ["validate", str(write(tmp_path, "name: a\ndataset: {n: 12}\n"))])
+    assert small.exit_code == 0, small.output
+    assert "on 12 documents" in small.output and "undecided" in small.output
+    point = runner.invoke(app, ["validate", str(write(tmp_path, "name: a\ndataset: {n: 12}\nconfidence: 0.5\n"))])
+    assert "undecided" not in point.output
+    loose = runner.invoke(app, ["validate", str(write(tmp_path, "name: a\nconstraints: ['rouge_drop_pct <= 5']\n"))])
+    assert "undecided" not in loose.output
