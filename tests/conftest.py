@@ -78,7 +78,7 @@ def quick_spec():
     from trials import TrialSpec
 
     def make(**overrides):
-        fields = dict(n=3, warmup=0, repeats=1, batch_size=2, cpus=1)
+        fields = dict(n=3, warmup=0, repeats=1, batch_size=2, cpus=1, timing={"max_seconds": 3})
         fields.update(overrides)
         return TrialSpec(**fields)
 

@@ -48,7 +48,7 @@ space:
   batch_size: {batch_sizes}
 search: {{algorithm: grid, num_trials: 9, max_concurrent: 2, seed: 1, max_failures: 3}}
 resources: {{cpu: 1{accelerator}}}
-trial: {{warmup: 0, repeats: {repeats}}}
+trial: {{warmup: 0, repeats: {repeats}, timing: {{max_seconds: 3}}}}
 storage: {{path: {storage}}}
 """
 

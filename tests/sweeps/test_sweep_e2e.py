@@ -24,7 +24,7 @@ space:
   batch_size: [1, 2]
 search: {{algorithm: {algorithm}, num_trials: {trials}, seed: 1}}
 resources: {{cpu: 1}}
-trial: {{warmup: 0, repeats: 1}}
+trial: {{warmup: 0, repeats: 1, timing: {{max_seconds: 3}}}}  # tests: a short latency cap
 storage: {{path: {storage}}}
 """
 
