@@ -285,8 +285,12 @@ def _search(sweep: SweepSpec, directory: Path, runs, address, uri: str, resume: 
     return baseline
 
 
+def _reported_ids(sweep: SweepSpec) -> set[str]:
+    return {p.parent.name for p in trials_dir(sweep).glob("*/report.json")}
+
+
 def _finished_trials(sweep: SweepSpec, baseline: TrialReport) -> set[str]:
-    return {p.parent.name for p in trials_dir(sweep).glob("*/report.json")} - {baseline.trial_id}
+    return _reported_ids(sweep) - {baseline.trial_id}
 
 
 def _owed(sweep: SweepSpec, done: set[str]) -> int:
@@ -352,7 +356,7 @@ def _top_up(sweep: SweepSpec, directory: Path, baseline: TrialReport, runs, prog
     state save are unknown to the restored run (and their grid points look taken)."""
     from sweeps.search import missing_trials, release_stale_trials
 
-    reported = {p.parent.name for p in trials_dir(sweep).glob("*/report.json")}
+    reported = _reported_ids(sweep)
     missing, grid_points = missing_trials(sweep, reported, baseline.trial_id)
     if not missing:
         return
