@@ -19,6 +19,8 @@ import socket
 import time
 from pathlib import Path
 
+from trials.errors import InfersweepError
+
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +48,7 @@ HTTP2_SETTINGS = 0x04
 LOCAL_HINT = "or leave --address out to run on a local Ray instance"
 
 
-class ConnectError(RuntimeError):
+class ConnectError(InfersweepError, RuntimeError):
     """An address that cannot be used; the message says what to pass instead."""
 
 

@@ -12,13 +12,14 @@ from pathlib import Path
 from sweeps import pareto
 from sweeps.spec import SweepSpec
 from sweeps.trainable import constraint_keys, sweep_trial, trials_dir
+from trials.errors import InfersweepError
 from trials.measure import relative_to
 from trials.spec import TrialReport
 
 SPEC_FILE = "sweep.json"
 
 
-class SweepError(RuntimeError):
+class SweepError(InfersweepError, RuntimeError):
     """A sweep that cannot start or go on; the message says why and what to do."""
 
 

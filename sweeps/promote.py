@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from sweeps.pareto import TrialRow
 from sweeps.spec import constraint_violation, parse_constraint
+from trials.errors import InfersweepError
 from trials.measure import METRICS
 
 
-class NothingToPromote(ValueError):
+class NothingToPromote(InfersweepError, ValueError):
     pass
 
 

