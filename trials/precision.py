@@ -1,17 +1,41 @@
-"""Precision knob: the valid values and how the torch runtime applies them.
+"""Precision knob: the valid values (torch-free) and how the torch runtimes apply them.
 
-Other runtimes apply precisions themselves and declare which ones they support.
+Each runtime declares which precisions it runs, per task and device, in its support table
+(trials.runtimes.base.Support); feasibility, sweep spaces, tables and help read these two.
 """
 from __future__ import annotations
 
-PRECISIONS: dict[str, str] = {
-    "fp32": "float32 weights and activations (the reference)",
-    "fp16": "float16 weights and activations (CUDA only)",
-    "bf16": "bfloat16 weights and activations (fast only on CPUs with AVX512-BF16/AMX or on GPUs)",
-    "int8_dynamic": "int8 weights, activations quantized per batch at run time (Linear layers)",
-    "int8_static": "int8 weights and activations, scales calibrated on a held-out slice (QDQ)",
-    "int4_weight": "4-bit weight-only quantization of MatMul/Linear weights",
+from enum import Enum
+
+
+class Precision(str, Enum):
+    """A numeric format for weights (and activations). The value is what specs and tables spell."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    BF16 = "bf16"
+    INT8_DYNAMIC = "int8_dynamic"
+    INT8_STATIC = "int8_static"
+    INT4_WEIGHT = "int4_weight"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def description(self) -> str:
+        return _DESCRIPTIONS[self]
+
+
+_DESCRIPTIONS: dict[Precision, str] = {
+    Precision.FP32: "float32 weights and activations (the reference)",
+    Precision.FP16: "float16 weights and activations (CUDA only)",
+    Precision.BF16: "bfloat16 weights and activations (fast only on CPUs with AVX512-BF16/AMX or on GPUs)",
+    Precision.INT8_DYNAMIC: "int8 weights, activations quantized per batch at run time (Linear layers)",
+    Precision.INT8_STATIC: "int8 weights and activations, scales calibrated on a held-out slice (QDQ)",
+    Precision.INT4_WEIGHT: "4-bit weight-only quantization of MatMul/Linear weights",
 }
+#: name -> description, in the catalog's order (fp32 first: the reference)
+PRECISIONS: dict[str, str] = {p.value: p.description for p in Precision}
 
 
 BNB_HINT = "pip install 'infersweep[gpu]' (bitsandbytes)"
