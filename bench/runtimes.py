@@ -39,6 +39,7 @@ def variants(runtimes: list[str] | None) -> list[tuple[str, str]]:
     from trials.feasibility import check
     from trials.hardware import detect
     from trials.runtimes import RUNTIMES, get_runtime
+    from trials.runtimes.base import precisions_for
     from trials.spec import TrialSpec
 
     hw = detect()
@@ -46,7 +47,7 @@ def variants(runtimes: list[str] | None) -> list[tuple[str, str]]:
     for name in RUNTIMES:
         if runtimes and name not in runtimes:
             continue
-        for precision in get_runtime(name).precisions.get("cpu", ()):
+        for precision in precisions_for(get_runtime(name), "extractive", "cpu"):
             reason = check(TrialSpec(runtime=name, precision=precision, dataset=str(SHARED_CNN)), hw)
             (skipped.append((name, precision, reason)) if reason else out.append((name, precision)))
     for name, precision, reason in skipped:

@@ -55,7 +55,7 @@ def run_trial(spec: TrialSpec, out_dir: Path | str | None = None) -> TrialReport
     else:
         phases = PhaseTimer()
         try:
-            report = TrialReport(status="ok", phases_s=phases.seconds, **base, **_measure(spec, workdir, phases))
+            report = TrialReport(status="ok", phases_s=phases.seconds, **base, **_measure(spec, workdir, phases, hw))
         except Exception as exc:  # the outcome of a trial, never a crash of the sweep
             report = TrialReport(status=_status_of(exc), reason=_reason_of(exc),
                                  phases_s=phases.seconds, **base)
@@ -85,9 +85,9 @@ def _reason_of(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def _measure(spec: TrialSpec, workdir: Path, phase) -> dict:
+def _measure(spec: TrialSpec, workdir: Path, phase, hw: hardware.Hardware) -> dict:
+    from trials import runtimes
     from trials.models import get_adapter
-    from trials.runtimes import get_runtime
 
     pin_threads(spec.cpus)
     with phase("data"):
@@ -104,7 +104,7 @@ def _measure(spec: TrialSpec, workdir: Path, phase) -> dict:
     with phase("prune"):
         pruning_facts = prune_model(adapter, spec, calibration_docs)
     with phase("prepare"):
-        engine = get_runtime(spec.runtime).prepare(adapter.prepared_model(calibration_docs), spec, workdir)
+        engine = runtimes.prepare(adapter.prepared_model(calibration_docs), spec, workdir, hw)
         adapter.module = None  # serve from the engine alone: the source weights are not counted
         gc.collect()
     with phase("tokenize"):
@@ -122,7 +122,7 @@ def _measure(spec: TrialSpec, workdir: Path, phase) -> dict:
     notes += [_noisy_note(timing)] if timing["noisy"] else []
     metrics = {**latency.metrics(), **mean_scores(per_document),
                PEAK_MEMORY: memory.peak_growth_mb(), MODEL_SIZE: engine.size_mb()}
-    artifact = {"path": str(engine.artifact_path or ""), **getattr(engine, "cache_info", {})}
+    artifact = {"path": str(engine.artifact_path or ""), **engine.cache_info}
     engine.close()
     notes += [pruning_facts.pop("note")] if "note" in pruning_facts else []
     artifact.update(pruning_facts)

@@ -48,7 +48,7 @@ class Summarizer:
     def __init__(self, directory: str | Path, batch_size: int | None = None):
         from trials.measure import pin_threads
         from trials.models import get_adapter
-        from trials.runtimes import get_runtime
+        from trials import runtimes
 
         directory = Path(directory)
         saved = json.loads((directory / SPEC_FILE).read_text())
@@ -62,8 +62,7 @@ class Summarizer:
 
             apply_pruning(self.adapter.module, self.spec.pruning, self.spec.prune_ratio)
         self._workdir = tempfile.mkdtemp(prefix="infersweep-serve-")
-        self.engine = get_runtime(self.spec.runtime).prepare(self.adapter.prepared_model(), self.spec,
-                                                              Path(self._workdir))
+        self.engine = runtimes.prepare(self.adapter.prepared_model(), self.spec, Path(self._workdir))
 
     def summarize(self, documents: list[str]) -> list[str]:
         """One summary per document. Anything but a sequence of strings is refused, not str()-ed:

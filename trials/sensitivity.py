@@ -74,8 +74,15 @@ class Scanner:
         from trials.data import calibration_slice, eval_slice, load_examples
         from trials.models import get_adapter
 
+        from trials import feasibility
+        from trials.hardware import detect
+        from trials.runtimes import Infeasible
+
         if spec.task != "extractive":
             raise ValueError("the sensitivity scan runs the extractive task (encoder models)")
+        reason = feasibility.check(spec, detect())  # the reason a trial would give, before anything loads
+        if reason:
+            raise Infeasible(reason)
         pin_threads(spec.cpus)
         self.spec = spec
         examples = load_examples(spec.dataset, spec.document_field, spec.summary_field)
@@ -117,7 +124,7 @@ class Scanner:
     # -- measurement
     def prepare(self, module):
         """The spec's runtime and precision applied to `module`: (engine, parameters, size MB)."""
-        from trials.runtimes import get_runtime
+        from trials import runtimes
 
         self._count += 1
         workdir = self.workdir / f"v{self._count}"
@@ -125,7 +132,7 @@ class Scanner:
         params = count_parameters(module)
         heads, attention_hidden = attention_shape(find_encoder(module).config)
         variant = dataclasses.replace(self.prepared, module=module, num_heads=heads, hidden_size=attention_hidden)
-        engine = get_runtime(self.spec.runtime).prepare(variant, self.spec, workdir)
+        engine = runtimes.prepare(variant, self.spec, workdir)
         size = engine.size_mb()
         for f in workdir.glob("*"):  # the size is read; the artifact is not needed any more
             if f.is_file():

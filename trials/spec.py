@@ -8,14 +8,12 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from trials.precision import PRECISIONS
+from trials.precision import PRECISIONS, Precision
 from trials.pruning import MAX_PRUNE_RATIO, PRUNING_METHODS
 from trials.runtimes import RUNTIMES
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_DATASET = "sample"
-TASKS = ("extractive", "seq2seq")
-STATUSES = ("ok", "infeasible", "oom", "failed")
 
 
 #: summary length: "auto", N sentences ("3", "3s", "3 sentences") or N words ("60w", "60 words")
@@ -118,7 +116,7 @@ class TrialSpec(BaseModel):
     document_field: str = "document"
     summary_field: str = "summary"
     n: int = Field(50, ge=1)
-    precision: str = "fp32"
+    precision: Precision = Precision.FP32
     pruning: str = "none"
     prune_ratio: float = Field(0.0, ge=0.0, le=MAX_PRUNE_RATIO)
     runtime: str = "torch"
@@ -167,9 +165,9 @@ class TrialSpec(BaseModel):
                              f"for {self.task} set generation.max_new_tokens (and min_new_tokens)")
         return self
 
-    @field_validator("precision")
+    @field_validator("precision", mode="before")
     @classmethod
-    def _precision(cls, v: str) -> str:
+    def _precision(cls, v: Any) -> Any:
         return _one_of(v, list(PRECISIONS), "precision")
 
     @field_validator("pruning")
@@ -203,7 +201,7 @@ class TrialSpec(BaseModel):
     def knobs(self) -> dict[str, Any]:
         """The swept axes, flat (MLflow params, tables)."""
         return {
-            "precision": self.precision,
+            "precision": self.precision.value,
             "pruning": self.pruning,
             "prune_ratio": self.prune_ratio,
             "runtime": self.runtime,

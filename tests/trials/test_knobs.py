@@ -4,7 +4,7 @@ import torch
 
 from trials import TrialSpec
 from trials.models.extractive import ExtractiveSummarizer
-from trials.precision import apply_torch_precision
+from trials.runtimes.torch_precision import TORCH_CPU
 from trials.pruning import apply_pruning, linear_sparsity, prunable_linears
 
 
@@ -20,14 +20,14 @@ def _fresh(adapter):
 
 
 def test_int8_dynamic_swaps_every_linear(adapter):
-    module = apply_torch_precision(_fresh(adapter), "int8_dynamic", "cpu")
+    module = TORCH_CPU["int8_dynamic"].build(_fresh(adapter), "cpu")
     kinds = {type(m).__module__ + "." + type(m).__name__ for m in module.modules()}
     assert not any(isinstance(m, torch.nn.Linear) and type(m) is torch.nn.Linear for m in module.modules())
     assert any("quantized" in k and "Linear" in k for k in kinds)
 
 
 def test_bf16_casts_parameters(adapter):
-    module = apply_torch_precision(_fresh(adapter), "bf16", "cpu")
+    module = TORCH_CPU["bf16"].build(_fresh(adapter), "cpu")
     assert {p.dtype for p in module.parameters()} == {torch.bfloat16}
 
 
@@ -49,6 +49,6 @@ def test_precisions_keep_embeddings_close(adapter):
     with torch.inference_mode():
         ref = adapter.module(**inputs)
         for precision, floor in (("bf16", 0.98), ("int8_dynamic", 0.90)):
-            out = apply_torch_precision(_fresh(adapter), precision, "cpu")(**inputs).float()
+            out = TORCH_CPU[precision].build(_fresh(adapter), "cpu")(**inputs).float()
             cosine = torch.nn.functional.cosine_similarity(ref, out).min().item()
             assert cosine > floor, precision

@@ -21,10 +21,13 @@ from __future__ import annotations
 import pytest
 
 from trials import TrialSpec
-from trials.feasibility import check
+from trials.feasibility import check, precision_reason
 from trials.hardware import Hardware
+from trials.runtimes import get_runtime
 
 CPU = Hardware(cpu_model="test cpu", cpu_count=2)
+GPU = Hardware(cpu_model="test cpu", cpu_count=2, cuda_available=True, gpu_name="H100", gpu_count=1,
+               gpu_compute_capability=(9, 0))
 MODELS = ("t5", "bart")
 ALL_MODELS = (*MODELS, "t5-sharp", "bart-sharp")
 #: (num_beams, length_penalty, no_repeat_ngram_size, min_new_tokens, max_new_tokens)
@@ -228,7 +231,7 @@ def test_int4_graphs_use_matmulnbits(engines):
 def test_engine_reports_its_graphs_and_the_second_prepare_hits_the_cache(adapters, model_dirs, engines,
                                                                           tmp_path):
     from trials.runtimes import get_runtime
-    from trials.runtimes.onnx_seq2seq import GRAPHS, graph_sizes_mb
+    from trials.runtimes.onnx_seq2seq_export import GRAPHS, graph_sizes_mb
 
     first = engines("t5", "int8_dynamic")
     assert first.cache_info["cache_steps"].endswith("int8_dynamic:miss")
@@ -273,12 +276,12 @@ def test_unsupported_seq2seq_precision_on_onnxruntime_says_what_to_use(tiny_bart
 
 
 def test_seq2seq_on_cuda_offers_fp32_and_fp16_only(tiny_bart_dir):
-    from trials.runtimes.onnx_seq2seq import unavailable_reason
+    from trials.runtimes.base import precisions_for
 
-    for precision in ("fp32", "fp16"):
-        assert unavailable_reason(_spec(tiny_bart_dir, precision=precision, device="cuda")) is None
-    reason = unavailable_reason(_spec(tiny_bart_dir, precision="int4_weight", device="cuda"))
-    assert "seq2seq" in reason and "fp16" in reason
+    ort = get_runtime("onnxruntime")
+    assert precisions_for(ort, "seq2seq", "cuda") == ("fp32", "fp16")
+    reason = precision_reason(ort, _spec(tiny_bart_dir, precision="int4_weight", device="cuda"), GPU)
+    assert "seq2seq" in reason and "fp16" in reason and "CPU only" in reason
 
 
 # --- CUDA (CUDAExecutionProvider, IO binding): needs a GPU and onnxruntime-gpu -----------------

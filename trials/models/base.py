@@ -1,19 +1,41 @@
-"""The task adapter protocol."""
+"""The task adapter protocol: what the trial runner, sensitivity, and the served package use of a task.
+
+A new task is one adapter module implementing TaskAdapter plus one line in trials.models.ADAPTERS
+(and its entries in the support tables of the runtimes that run it).
+"""
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol, Sequence, runtime_checkable
 
-from trials.runtimes.base import Engine, PreparedModel
+from trials.runtimes.base import Engine, GeneratingEngine, PreparedModel
+
+__all__ = ["Batch", "TaskAdapter", "Engine", "GeneratingEngine"]
 
 
+@runtime_checkable
+class Batch(Protocol):
+    """Pre-tokenized documents; `size` is how many documents it holds (latency per sample)."""
+
+    @property
+    def size(self) -> int: ...
+
+
+@runtime_checkable
 class TaskAdapter(Protocol):
+    """Built from a TrialSpec: `adapter_class(spec)` loads the spec's model and tokenizer."""
+
     task: str
+    #: the torch model pruning edits and runtimes optimize; None once an engine serves alone
+    module: Any
+    #: the Hugging Face tokenizer (saved beside a promoted variant)
+    tokenizer: Any
 
-    def prepared_model(self) -> PreparedModel:
-        """The torch module a runtime optimizes, with example inputs for export."""
+    def prepared_model(self, calibration_documents: Sequence[str] = ()) -> PreparedModel:
+        """The torch module a runtime optimizes, with example inputs for export and, from
+        `calibration_documents`, the inputs that static quantization and pruning calibrate on."""
 
-    def batches(self, documents: list[str], batch_size: int) -> list:
+    def batches(self, documents: list[str], batch_size: int) -> list[Batch]:
         """Pre-tokenized batches of `batch_size` documents (tokenization is not timed)."""
 
-    def summarize_batch(self, batch, engine: Engine) -> list[str]:
-        """Summaries of one batch, newline-separated sentences."""
+    def summarize_batch(self, batch: Batch, engine: Engine) -> list[str]:
+        """Summaries of one batch, newline-separated sentences (a GeneratingEngine for decoding tasks)."""

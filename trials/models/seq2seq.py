@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from trials.models import resolve_model
 from trials.models.sentences import split_sentences
-from trials.runtimes.base import PreparedModel
+from trials.runtimes.base import GeneratingEngine, PreparedModel
 
 
 @dataclass
@@ -54,7 +54,7 @@ class Seq2SeqSummarizer:
         return [Seq2SeqBatch(self._tokenize(documents[i:i + batch_size]))
                 for i in range(0, len(documents), batch_size)]
 
-    def summarize_batch(self, batch: Seq2SeqBatch, engine) -> list[str]:
+    def summarize_batch(self, batch: Seq2SeqBatch, engine: GeneratingEngine) -> list[str]:
         g = self.settings
         output_ids = engine.generate(
             **batch.inputs, num_beams=g.num_beams, max_new_tokens=g.max_new_tokens,

@@ -1,10 +1,20 @@
-"""The runtime protocol: prepare a model for a spec, run batches, report the artifact."""
+"""The runtime protocol: prepare a model for a spec, run batches, report the artifact.
+
+Each runtime declares what it runs in one support table, `{(task, device): {precision: Recipe}}`;
+feasibility, sweep spaces, tables and help read that table and nothing else.
+"""
 from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, Union, runtime_checkable
+
+from trials.precision import Precision
+
+__all__ = ["PreparedModel", "Engine", "GeneratingEngine", "Runtime", "Recipe", "Unsupported", "SupportTable",
+           "recipe_for", "precisions_for", "tasks_of", "devices_of", "min_cosine", "missing_requirement",
+           "import_or_hint", "file_size_mb"]
 
 
 @dataclass
@@ -33,6 +43,8 @@ class Engine(Protocol):
     """A prepared, runnable model."""
 
     artifact_path: Path | None
+    #: how the artifact was obtained (cache hits, build seconds, session settings): artifact info
+    cache_info: dict
 
     def __call__(self, **inputs) -> Any: ...
 
@@ -41,22 +53,104 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class GeneratingEngine(Engine, Protocol):
+    """An engine that decodes (seq2seq, causal): Hugging Face `generate` semantics."""
+
+    def generate(self, **inputs) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a runtime runs one precision for one task on one device.
+
+    `build` is the runtime's own step (a module converter, a graph quantizer); `knobs` its settings
+    (part of cache keys and artifact info); `requires` packages this recipe alone needs, as
+    (importable module, install hint); `min_cosine` how close to torch fp32 its outputs must stay
+    (None: the precision's default, Precision.min_cosine).
+    """
+
+    build: Callable[..., Any] | None = None
+    knobs: Mapping[str, Any] = field(default_factory=dict)
+    requires: tuple[tuple[str, str], ...] = ()
+    min_cosine: float | None = None
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A precision a runtime deliberately does not run there, and what to do instead."""
+
+    reason: str
+
+
+#: (task, device) -> precision -> how the runtime runs it (or why not)
+SupportTable = Mapping[tuple[str, str], Mapping[Precision, Union[Recipe, Unsupported]]]
+
+
 class Runtime(Protocol):
+    """A runtime module's class. Subclass it to inherit the optional members' defaults."""
+
     name: str
-    #: device -> precisions this runtime runs there
-    precisions: Mapping[str, tuple[str, ...]]
-    tasks: tuple[str, ...]
-    #: (importable module, pip install hint) that must be present to use this runtime
-    requires: tuple[tuple[str, str], ...]
+    support: SupportTable
+    #: (importable module, pip install hint) that must be present to use this runtime at all
+    requires: tuple[tuple[str, str], ...] = ()
+    #: prepare() keeps its artifacts in the artifact cache (a second trial loads, not rebuilds)
+    caches_artifacts: bool = False
+    #: prepare() takes minutes here (a cold compile)
+    slow_to_prepare: bool = False
+
+    def unavailable_reason(self, spec, hardware) -> str | None:
+        """A reason beyond the support table (a package build, a GPU generation), or None."""
+        return None
 
     def prepare(self, model: PreparedModel, spec, workdir: Path) -> Engine: ...
 
 
-def missing_requirement(runtime: Runtime) -> str | None:
-    """An install hint for the first package the runtime needs that is not installed."""
+def _entry(runtime: Runtime, task: str, device: str, precision) -> Recipe | Unsupported | None:
+    return runtime.support.get((task, device), {}).get(Precision(precision))
+
+
+def recipe_for(runtime: Runtime, spec) -> Recipe:
+    """The recipe the runtime uses for the spec's (task, device, precision); feasibility has passed."""
+    entry = _entry(runtime, spec.task, spec.device, spec.precision)
+    if not isinstance(entry, Recipe):
+        raise ValueError(f"runtime {runtime.name!r} has no {spec.precision} recipe for {spec.task} on {spec.device}")
+    return entry
+
+
+def precisions_for(runtime: Runtime, task: str, device: str) -> tuple[Precision, ...]:
+    """The precisions the runtime runs for `task` on `device`, in catalog order."""
+    table = runtime.support.get((task, device), {})
+    return tuple(p for p in Precision if isinstance(table.get(p), Recipe))
+
+
+def tasks_of(runtime: Runtime) -> tuple[str, ...]:
+    """The tasks the runtime runs on some device."""
+    return tuple(dict.fromkeys(task for (task, _), table in runtime.support.items()
+                               if any(isinstance(e, Recipe) for e in table.values())))
+
+
+def devices_of(runtime: Runtime, task: str) -> tuple[str, ...]:
+    return tuple(device for (t, device) in runtime.support if t == task and precisions_for(runtime, t, device))
+
+
+def min_cosine(runtime: Runtime, task: str, device: str, precision) -> float:
+    """The cosine to torch fp32 a runtime's outputs must keep at `precision` (contract suite)."""
+    entry = _entry(runtime, task, device, precision)
+    given = entry.min_cosine if isinstance(entry, Recipe) else None
+    return Precision(precision).min_cosine if given is None else given
+
+
+def missing_requirement(runtime: Runtime, spec=None) -> str | None:
+    """An install hint for the first package the runtime (or the spec's recipe) needs that is not installed."""
     for module_name, hint in runtime.requires:
         if importlib.util.find_spec(module_name) is None:
             return f"runtime {runtime.name!r} needs the Python package {module_name!r}: {hint}"
+    entry = _entry(runtime, spec.task, spec.device, spec.precision) if spec is not None else None
+    for module_name, hint in entry.requires if isinstance(entry, Recipe) else ():
+        if importlib.util.find_spec(module_name) is None:
+            return (f"runtime {runtime.name!r} runs {spec.precision} on {spec.device} with the Python package "
+                    f"{module_name!r}, which is not installed: {hint}")
     return None
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from trials.runtimes.base import PreparedModel
+from trials.runtimes.cache import ArtifactCache, CacheLog, library_versions, model_fingerprint
 
 OPSET = 17
 #: ORT transformers-optimizer model type for each Hugging Face model_type it can fuse
@@ -138,3 +139,12 @@ def gelu_fed_matmuls(onnx_model) -> list[str]:
         if src is not None and (src.op_type in gelu_ops or "act_fn" in src.name or "gelu" in src.name.lower()):
             names.append(node.name)
     return names
+
+
+def export_entry(model: PreparedModel, cache: ArtifactCache, log: CacheLog):
+    """The plain ONNX export (standard ops only; TensorRT builds from it too)."""
+    parts = {"model": model_fingerprint(model.module), "inputs": list(model.input_names),
+             "outputs": list(model.output_names), "axes": model.dynamic_axes, "opset": OPSET,
+             "versions": library_versions("torch", "transformers", "onnx")}
+    return log.add("export", cache.get_or_build("onnx-export", parts,
+                                                lambda d: export_onnx(model, d / "plain.onnx")))

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trials.runtimes.base import PreparedModel
+from trials.precision import Precision as P
+from trials.runtimes.base import PreparedModel, Recipe, Runtime
 from trials.runtimes.cache import ArtifactCache, CacheLog, cache_root, library_versions
-from trials.runtimes.onnxruntime import GPU_HINT, OrtEngine, _cuda_index, export_entry
+from trials.runtimes.onnx_export import export_entry
+from trials.runtimes.onnxruntime import OrtEngine
+from trials.runtimes.ort_recipes import GPU_HINT, cuda_index
 from trials.runtimes.tensorrt import optimization_profile
 
 TRT_HINT = "pip install 'infersweep[gpu]' (onnxruntime-gpu and tensorrt) on a node with an NVIDIA GPU"
@@ -37,10 +40,9 @@ def provider_options(model: PreparedModel, profile: dict, precision: str, engine
     }
 
 
-class OrtTensorRTRuntime:
+class OrtTensorRTRuntime(Runtime):
     name = "onnxruntime_trt"
-    precisions = {"cpu": (), "cuda": ("fp32", "fp16")}
-    tasks = ("extractive",)
+    support = {("extractive", "cuda"): {P.FP32: Recipe(), P.FP16: Recipe()}}  # fp16: provider_options
     caches_artifacts = True
     requires = (("onnxruntime", GPU_HINT), ("tensorrt", TRT_HINT))
 
@@ -57,9 +59,9 @@ class OrtTensorRTRuntime:
         exported = export_entry(model, ArtifactCache(), log)
         engine_dir = cache_root() / "ort-trt-engines"
         engine_dir.mkdir(parents=True, exist_ok=True)
-        options = provider_options(model, optimization_profile(spec), spec.precision, engine_dir, _cuda_index())
+        options = provider_options(model, optimization_profile(spec), spec.precision, engine_dir, cuda_index())
         providers = [("TensorrtExecutionProvider", options),
-                     ("CUDAExecutionProvider", {"device_id": _cuda_index()}), "CPUExecutionProvider"]
+                     ("CUDAExecutionProvider", {"device_id": cuda_index()}), "CPUExecutionProvider"]
         engine = OrtEngine(exported.file("plain.onnx"), spec, model, log.info(), providers=providers)
         engine.cache_info["trt_engine_cache"] = str(engine_dir)
         return engine

@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from trials.runtimes.base import PreparedModel, file_size_mb
+from trials.precision import Precision as P
+from trials.runtimes.base import PreparedModel, Recipe, Runtime, file_size_mb
 from trials.runtimes.cache import ArtifactCache, CacheLog, cache_root, library_versions
 
 GPU_HINT = "pip install 'infersweep[gpu]' (tensorrt) on a node with an NVIDIA GPU"
@@ -73,13 +74,10 @@ class TensorRTEngine:
         self.engine = None
 
 
-class TensorRTRuntime:
+class TensorRTRuntime(Runtime):
     name = "tensorrt"
-    precisions = {
-        "cpu": (),
-        "cuda": ("fp32", "fp16", "int8_static"),
-    }
-    tasks = ("extractive",)
+    #: the builder flags per precision are set in build_engine
+    support = {("extractive", "cuda"): {P.FP32: Recipe(), P.FP16: Recipe(), P.INT8_STATIC: Recipe()}}
     caches_artifacts = True
     requires = (("tensorrt", GPU_HINT),)
 
@@ -96,7 +94,7 @@ class TensorRTRuntime:
     def prepare(self, model: PreparedModel, spec, workdir: Path) -> TensorRTEngine:
         import torch
 
-        from trials.runtimes.onnxruntime import export_entry
+        from trials.runtimes.onnx_export import export_entry
 
         if spec.device != "cuda" or not torch.cuda.is_available():
             raise RuntimeError("TensorRT runs only on NVIDIA GPUs: set device 'cuda' on a GPU node, "
@@ -109,9 +107,9 @@ class TensorRTRuntime:
         parts = {"export": exported.key, "precision": spec.precision, "profile": profile, "gpu": gpu,
                  "versions": library_versions("tensorrt", "tensorrt-cu12", "tensorrt-cu13")}
         if spec.precision == "int8_static":
-            from trials.runtimes.onnxruntime import _calibration_fingerprint
+            from trials.runtimes.ort_recipes import calibration_fingerprint
 
-            parts["calibration"] = _calibration_fingerprint(model)
+            parts["calibration"] = calibration_fingerprint(model)
         entry = log.add("engine", cache.get_or_build(
             "tensorrt", parts,
             lambda d: build_engine(exported.file("plain.onnx"), d / "model.engine", model, spec.precision,

@@ -16,9 +16,10 @@ import time
 import warnings
 from pathlib import Path
 
-from trials.precision import apply_torch_precision
-from trials.runtimes.base import PreparedModel, file_size_mb
+from trials.precision import Precision as P
+from trials.runtimes.base import PreparedModel, Runtime, file_size_mb, recipe_for
 from trials.runtimes.cache import cache_root
+from trials.runtimes.torch_precision import TORCH_CPU, TORCH_CUDA
 
 
 class CompiledEngine:
@@ -52,13 +53,10 @@ class CompiledEngine:
         self.module = None
 
 
-class TorchCompileRuntime:
+class TorchCompileRuntime(Runtime):
     name = "torch_compile"
-    precisions = {
-        "cpu": ("fp32", "bf16"),
-        "cuda": ("fp32", "fp16", "bf16"),
-    }
-    tasks = ("extractive",)
+    support = {("extractive", "cpu"): {p: TORCH_CPU[p] for p in (P.FP32, P.BF16)},
+               ("extractive", "cuda"): {p: TORCH_CUDA[p] for p in (P.FP32, P.FP16, P.BF16)}}
     caches_artifacts = True
     slow_to_prepare = True  # a cold compile takes ~40-80 s on 2 cores
     requires = (("torch", "pip install torch"),)
@@ -68,7 +66,7 @@ class TorchCompileRuntime:
 
         # inductor reads its cache location from the environment (this worker process only)
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str((cache_root() / "inductor").resolve())
-        module = apply_torch_precision(model.module, spec.precision, spec.device).to(spec.device).eval()
+        module = recipe_for(self, spec).build(model.module, spec.device).to(spec.device).eval()
         Path(workdir).mkdir(parents=True, exist_ok=True)
         artifact = Path(workdir) / "model.pt"
         torch.save(module.state_dict(), artifact)

@@ -6,11 +6,10 @@ bitsandbytes is in the `gpu` extra and imported only for the precisions that use
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-from trials.precision import BNB_HINT, apply_torch_precision, uses_bitsandbytes
-from trials.runtimes.base import PreparedModel, file_size_mb
+from trials.runtimes.base import PreparedModel, Runtime, file_size_mb, recipe_for
+from trials.runtimes.torch_precision import TORCH_CPU, TORCH_CUDA
 
 
 class TorchEngine:
@@ -18,6 +17,7 @@ class TorchEngine:
         self.module = module
         self.device = device
         self.artifact_path = artifact_path
+        self.cache_info: dict = {}
 
     def __call__(self, **inputs):
         import torch
@@ -40,26 +40,16 @@ class TorchEngine:
         self.module = None
 
 
-class TorchEagerRuntime:
+class TorchEagerRuntime(Runtime):
     name = "torch"
-    precisions = {
-        "cpu": ("fp32", "bf16", "int8_dynamic", "int4_weight"),
-        "cuda": ("fp32", "fp16", "bf16", "int8_dynamic", "int4_weight"),
-    }
-    tasks = ("extractive", "seq2seq")
+    support = {(task, device): table for task in ("extractive", "seq2seq")
+               for device, table in (("cpu", TORCH_CPU), ("cuda", TORCH_CUDA))}
     requires = (("torch", "pip install torch"),)
-
-    def unavailable_reason(self, spec, hardware) -> str | None:
-        """bitsandbytes precisions need the package (the `gpu` extra)."""
-        if uses_bitsandbytes(spec.precision, spec.device) and importlib.util.find_spec("bitsandbytes") is None:
-            return (f"{spec.precision} on the torch runtime ({spec.device}) runs bitsandbytes layers: "
-                    f"{BNB_HINT}; or use runtime 'onnxruntime'")
-        return None
 
     def prepare(self, model: PreparedModel, spec, workdir: Path) -> TorchEngine:
         import torch
 
-        module = apply_torch_precision(model.module, spec.precision, spec.device)
+        module = recipe_for(self, spec).build(model.module, spec.device)
         module = module.to(spec.device).eval()
         Path(workdir).mkdir(parents=True, exist_ok=True)
         artifact = Path(workdir) / "model.pt"

@@ -12,9 +12,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from trials.precision import apply_torch_precision
-from trials.runtimes.base import PreparedModel, file_size_mb
+from trials.precision import Precision as P
+from trials.runtimes.base import PreparedModel, Runtime, file_size_mb, recipe_for
 from trials.runtimes.cache import ArtifactCache, CacheLog, library_versions, model_fingerprint
+from trials.runtimes.torch_precision import TORCH_CPU, TORCH_CUDA
 
 
 class TorchScriptEngine:
@@ -37,13 +38,10 @@ class TorchScriptEngine:
         self.module = None
 
 
-class TorchScriptRuntime:
+class TorchScriptRuntime(Runtime):
     name = "torchscript"
-    precisions = {
-        "cpu": ("fp32", "bf16", "int8_dynamic"),
-        "cuda": ("fp32", "fp16", "bf16"),
-    }
-    tasks = ("extractive",)
+    support = {("extractive", "cpu"): {p: TORCH_CPU[p] for p in (P.FP32, P.BF16, P.INT8_DYNAMIC)},
+               ("extractive", "cuda"): {p: TORCH_CUDA[p] for p in (P.FP32, P.FP16, P.BF16)}}
     caches_artifacts = True
     requires = (("torch", "pip install torch"),)
 
@@ -57,7 +55,7 @@ class TorchScriptRuntime:
             parts["gpu"] = torch.cuda.get_device_capability()
 
         def build(directory: Path) -> dict:
-            module = apply_torch_precision(model.module, spec.precision, spec.device).to(spec.device).eval()
+            module = recipe_for(self, spec).build(model.module, spec.device).to(spec.device).eval()
             example = {k: v.to(spec.device) for k, v in model.example_inputs.items()}
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # TracerWarnings on shape-dependent Python branches
