@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import time
 import traceback
 from contextlib import contextmanager
@@ -14,8 +15,11 @@ from pathlib import Path
 
 from trials import feasibility, hardware
 from trials.data import CALIBRATION_DOCS, Example, Slices, load_examples, slices
-from trials.measure import MODEL_SIZE, PEAK_MEMORY, LatencyTracker, MemoryTracker, pin_threads, rss_mb
+from trials.measure import (MODEL_SIZE, PEAK_MEMORY, PREPARE_PEAK_MEMORY, LatencyTracker, MemoryTracker,
+                            pin_threads)
+from trials.package import write_variant
 from trials.quality import mean_scores, rouge_per_document
+from trials.serving import serving_memory
 from trials.timing import LatencyRun, StabilityRule, machine_state
 from trials.spec import TrialReport, TrialSpec
 
@@ -23,6 +27,7 @@ DEFAULT_OUT = Path(".infersweep") / "trials"
 SAMPLE_SUMMARIES = 3
 AUTO_REFERENCES = 200  # summary_length auto: the references it reads (a median of 8 is too noisy)
 AUTO_MIN_OUTSIDE = 20  # fewer references outside the evaluation: the evaluated ones are read too
+VARIANT_DIR = "variant"  # the servable variant, written for the serving-memory process and then removed
 
 
 class PhaseTimer:
@@ -97,33 +102,39 @@ def _measure(spec: TrialSpec, workdir: Path, phase, hw: hardware.Hardware) -> di
         notes = data_notes(spec, plan)
         resolved, length_note = with_summary_length(spec, plan)  # a concrete summary length
         notes += length_note
-    start_mb = rss_mb()
-    with phase("load"):
-        adapter = get_adapter(spec.task)(resolved)
-    calibration_docs = [e.document for e in calibration]
-    with phase("prune"):
-        pruning_facts = prune_model(adapter, spec, calibration_docs)
-    with phase("prepare"):
-        engine = runtimes.prepare(adapter.prepared_model(calibration_docs), spec, workdir, hw)
-        adapter.module = None  # serve from the engine alone: the source weights are not counted
-        gc.collect()
+    with MemoryTracker(spec.device) as preparing:
+        with phase("load"):
+            adapter = get_adapter(spec.task)(resolved)
+        calibration_docs = [e.document for e in calibration]
+        with phase("prune"):
+            pruning_facts = prune_model(adapter, spec, calibration_docs)
+        with phase("save"):
+            variant = write_variant(adapter, resolved, workdir / VARIANT_DIR, source=spec)
+        with phase("prepare"):
+            engine = runtimes.prepare(adapter.prepared_model(calibration_docs), spec, workdir, hw)
+            adapter.module = None  # serve from the engine alone: the source weights are not counted
+            gc.collect()
     with phase("tokenize"):
         batches = adapter.batches([e.document for e in evaluation], spec.batch_size)
-    with MemoryTracker(spec.device, start_mb=start_mb) as memory:
-        with phase("warmup"):
-            for batch in (batches * spec.warmup)[: spec.warmup]:
-                adapter.summarize_batch(batch, engine)
-        before = machine_state()
-        with phase("timed"):
-            summaries, latency = _timed_passes(adapter, engine, batches, spec)
+    with phase("warmup"):
+        for batch in (batches * spec.warmup)[: spec.warmup]:
+            adapter.summarize_batch(batch, engine)
+    before = machine_state()
+    with phase("timed"):
+        summaries, latency = _timed_passes(adapter, engine, batches, spec)
+    artifact = {"path": str(engine.artifact_path or ""), **engine.cache_info}
+    model_size = engine.size_mb()
+    engine.close()
+    with phase("serving"):
+        serving = serving_memory(variant, [e.document for e in evaluation], spec.batch_size)
+        shutil.rmtree(variant, ignore_errors=True)
     with phase("rouge"):
         per_document = rouge_per_document(summaries, [e.summary for e in evaluation])
     timing = {**latency.summary(), "before": before, "after": machine_state()}
     notes += [_noisy_note(timing)] if timing["noisy"] else []
-    metrics = {**latency.metrics(), **mean_scores(per_document),
-               PEAK_MEMORY: memory.peak_growth_mb(), MODEL_SIZE: engine.size_mb()}
-    artifact = {"path": str(engine.artifact_path or ""), **engine.cache_info}
-    engine.close()
+    metrics = {**latency.metrics(), **mean_scores(per_document), PEAK_MEMORY: serving["serving_peak_mb"],
+               PREPARE_PEAK_MEMORY: preparing.peak_growth_mb(), MODEL_SIZE: model_size}
+    artifact["serving_memory"] = serving
     notes += [pruning_facts.pop("note")] if "note" in pruning_facts else []
     artifact.update(pruning_facts)
     if spec.task == "extractive":

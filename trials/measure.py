@@ -20,7 +20,11 @@ METRICS: dict[str, MetricDef] = {
     "latency_ms_p95": MetricDef("ms", "min", "95th percentile latency of one batch"),
     "latency_ms_p99": MetricDef("ms", "min", "99th percentile latency of one batch"),
     "throughput_samples_per_s": MetricDef("samples/s", "max", "documents per second over the timed passes"),
-    "peak_memory_mb": MetricDef("MiB", "min", "peak device memory (GPU) or peak RSS while serving over the RSS before the model loaded (CPU)"),
+    "peak_memory_mb": MetricDef("MiB", "min", "serving memory: peak RSS (CPU) or NVML process memory (GPU) of a fresh "
+                                              "process that loads only the variant and summarizes the evaluation "
+                                              "slice, over that process's memory before loading (trials.serving)"),
+    "prepare_peak_memory_mb": MetricDef("MiB", "min", "peak memory growth of the trial process while loading, "
+                                                      "pruning and preparing the variant (export, quantization)"),
     "model_size_mb": MetricDef("MiB", "min", "size of the optimized model artifact on disk"),
     "rouge1": MetricDef("F1 x100", "max", "ROUGE-1 F1, stemmed"),
     "rouge2": MetricDef("F1 x100", "max", "ROUGE-2 F1, stemmed"),
@@ -35,6 +39,7 @@ METRICS: dict[str, MetricDef] = {
 }
 LATENCY_PER_SAMPLE = "latency_ms_per_sample"
 PEAK_MEMORY = "peak_memory_mb"
+PREPARE_PEAK_MEMORY = "prepare_peak_memory_mb"
 MODEL_SIZE = "model_size_mb"
 ROUGE_LSUM = "rougeLsum"
 ROUGE_DROP = "rouge_drop_pct"

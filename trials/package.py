@@ -25,20 +25,27 @@ def save_variant(spec: TrialSpec, directory: Path) -> Path:
     from trials.engine import calibration_documents, prune_model, pruning_calibrates, with_summary_length
     from trials.models import get_adapter
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     adapter = get_adapter(spec.task)(spec)
     prune_model(adapter, spec, calibration_documents(spec) if pruning_calibrates(spec) else [])
+    measured, _ = with_summary_length(spec)  # 'auto' from the trial's data, not the served placeholder
+    return write_variant(adapter, measured, directory, source=spec)
+
+
+def write_variant(adapter, spec: TrialSpec, directory: Path, source: TrialSpec | None = None) -> Path:
+    """Save an adapter's (pruned) model, its tokenizer and the settings that rebuild its engine.
+    `spec` has a concrete summary length; `source` is the spec as the sweep wrote it."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     pretrained = getattr(adapter.module, "encoder", adapter.module)
     pretrained.save_pretrained(directory / MODEL_DIR)  # structured: the smaller shapes, in its config
     adapter.tokenizer.save_pretrained(directory / MODEL_DIR)
     keep = spec.pruning in REAPPLIED_PRUNING
-    measured, _ = with_summary_length(spec)  # 'auto' from the trial's data, not the served placeholder
-    served = measured.model_copy(update={"model": MODEL_DIR, "pruning": spec.pruning if keep else "none",
-                                         "prune_ratio": spec.prune_ratio if keep else 0.0,
-                                         "dataset": "sample", "warmup": 0})
+    served = spec.model_copy(update={"model": MODEL_DIR, "pruning": spec.pruning if keep else "none",
+                                     "prune_ratio": spec.prune_ratio if keep else 0.0,
+                                     "dataset": "sample", "warmup": 0})
+    source = source or spec
     (directory / SPEC_FILE).write_text(json.dumps({"spec": json.loads(served.to_json()),
-                                                   "source_spec": json.loads(spec.to_json())}, indent=2))
+                                                   "source_spec": json.loads(source.to_json())}, indent=2))
     return directory
 
 

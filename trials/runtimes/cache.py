@@ -49,11 +49,16 @@ def library_versions(*names: str) -> dict[str, str]:
     return out
 
 
+#: config keys that say where a model came from, not what it computes
+CONFIG_PROVENANCE = ("_name_or_path", "transformers_version")
+
+
 def model_fingerprint(module) -> str:
     """A hash of a torch module's structure and weights (pruned or quantized weights differ).
 
     Hashes parameter and buffer names, dtypes, shapes and bytes, the module tree's class names
-    and, where the module carries Hugging Face configs, their contents.
+    and, where the module carries Hugging Face configs, their contents (not where they were loaded
+    from: the same weights saved elsewhere, as a promoted or served variant, are the same model).
     """
     import torch
 
@@ -63,7 +68,9 @@ def model_fingerprint(module) -> str:
         config = getattr(m, "config", None)
         if config is not None and hasattr(config, "to_json_string"):
             digest.update(name.encode())
-            digest.update(config.to_json_string(use_diff=False).encode())
+            settings = {k: v for k, v in json.loads(config.to_json_string(use_diff=False)).items()
+                        if k not in CONFIG_PROVENANCE}
+            digest.update(json.dumps(settings, sort_keys=True).encode())
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())
         if not isinstance(tensor, torch.Tensor):  # packed params of quantized modules
