@@ -75,9 +75,10 @@ def sensitivity(
     from infersweep.quiet import quiet_libraries
 
     quiet_libraries()
+    from dashboards.sensitivity import table, write_plot
     from trials.data import DatasetError, load_examples
     from trials.models import ModelNotFound, resolve_model
-    from trials.sensitivity import KINDS, Scanner, space_yaml, suggest_ratios, table, write_plot
+    from trials.sensitivity import KINDS, Scanner, space_yaml, suggest_ratios
     from trials.spec import TrialSpec
 
     for kind in kinds:

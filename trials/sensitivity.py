@@ -11,7 +11,8 @@ Kinds:
   unstructured  global magnitude pruning to zeros (same shapes)
 
 The scan suggests the ratios a sweep should search: those whose ROUGE-Lsum drop stays within a
-bound, plus the first one past it (so the search sees the edge).
+bound, plus the first one past it (so the search sees the edge). Its table and plots are drawn
+by dashboards/sensitivity.py.
 """
 from __future__ import annotations
 
@@ -23,17 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from trials.data import CALIBRATION_DOCS, calibration_slice, eval_slice, load_examples
 from trials.measure import LATENCY_PER_SAMPLE, LatencyTracker, pin_threads
-from trials.pruning import (apply_pruning, attention_shape, count_parameters, find_encoder, importance_scores,
-                            prune_structured)
+from trials.pruning import (apply_pruning, attention_shape, blocks, count_parameters, find_encoder,
+                            importance_scores, prune_structured)
 from trials.quality import rouge
 from trials.spec import TrialSpec
 
 KINDS = ("heads", "ffn", "structured", "unstructured")
 DEFAULT_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5)
 DEFAULT_LAYER_RATIO = 0.5
-PALETTE = {"heads": "#1f77b4", "ffn": "#ff7f0e", "structured": "#2ca02c", "unstructured": "#7f7f7f"}
-CALIBRATION_DOCS = 8
 
 
 @dataclass
@@ -71,7 +71,6 @@ class Scanner:
 
     def __init__(self, spec: TrialSpec, importance: str | None = "activation",
                  calibration_docs: int = CALIBRATION_DOCS, workdir: Path | None = None):
-        from trials.data import calibration_slice, eval_slice, load_examples
         from trials.models import get_adapter
 
         from trials import feasibility
@@ -182,8 +181,6 @@ class Scanner:
         return row
 
     def num_layers(self) -> int:
-        from trials.pruning import blocks
-
         return len(blocks(self.prepared.module))
 
     def run(self, kinds: Iterable[str] = KINDS, ratios: Iterable[float] = DEFAULT_RATIOS,
@@ -212,12 +209,6 @@ class Scanner:
         return result
 
 
-def scan(spec: TrialSpec, **kwargs) -> ScanResult:
-    """Convenience: Scanner(spec, importance=...).run(**rest)."""
-    importance = kwargs.pop("importance", "activation")
-    return Scanner(spec, importance=importance).run(**kwargs)
-
-
 # ---------------------------------------------------------------------- what to search
 
 def suggest_ratios(result: ScanResult, max_drop_pct: float = 1.0, kind: str = "structured") -> list[float]:
@@ -239,109 +230,3 @@ def space_yaml(ratios: list[float], method: str = "structured") -> str:
 
     return yaml.safe_dump({"pruning": {"methods": [method], "ratios": [round(r, 4) for r in ratios]}},
                           sort_keys=False, default_flow_style=None).strip()
-
-
-# ---------------------------------------------------------------------- table and plot
-
-def table(result: ScanResult, max_drop_pct: float = 1.0):
-    """A rich Table: one line per measured variant, the baseline first."""
-    from rich.table import Table
-
-    t = Table(title=f"pruning sensitivity — {result.spec.model} on {result.spec.dataset} "
-                    f"(n={result.spec.n}, batch {result.spec.batch_size}, {result.spec.precision}, "
-                    f"{result.importance} importance)")
-    for col in ("kind", "ratio", "layer", "params", "size MB", "ms/sample", "speedup", "ROUGE-Lsum", "drop %"):
-        t.add_column(col, justify="left" if col == "kind" else "right")
-
-    def fmt(v, spec):
-        return "–" if v is None else format(v, spec)
-
-    b = result.baseline
-    t.add_row("none", "0", "", f"{b.params:,}", f"{b.model_size_mb:.1f}", fmt(b.latency_ms_per_sample, ".1f"),
-              "1.00", f"{b.rougeLsum:.2f}", "0.00")
-    for r in result.rows:
-        colour = "green" if r.rouge_drop_pct <= max_drop_pct else "red"
-        t.add_row(r.kind, f"{r.ratio:g}", "all" if r.layer is None else str(r.layer), f"{r.params:,}",
-                  f"{r.model_size_mb:.1f}", fmt(r.latency_ms_per_sample, ".1f"), fmt(r.speedup, ".2f"),
-                  f"{r.rougeLsum:.2f}", f"[{colour}]{r.rouge_drop_pct:.2f}[/]")
-    return t
-
-
-def figure(result: ScanResult, max_drop_pct: float = 1.0):
-    """Plotly figure: ROUGE drop and speedup vs ratio per kind; head drop per layer."""
-    from plotly.subplots import make_subplots
-    import plotly.graph_objects as go
-
-    layers = result.of_kind("heads", per_layer=True)
-    cols = 3 if layers else 2
-    titles = ["ROUGE-Lsum drop (%) vs ratio", "speedup vs ratio"]
-    if layers:
-        titles.append(f"ROUGE-Lsum drop (%), {layers[0].ratio:g} of one layer's heads removed")
-    fig = make_subplots(rows=1, cols=cols, subplot_titles=titles)
-    for kind in KINDS:
-        rows = sorted(result.of_kind(kind), key=lambda r: r.ratio)
-        if not rows:
-            continue
-        x = [0.0] + [r.ratio for r in rows]
-        style = dict(color=PALETTE[kind])
-        fig.add_trace(go.Scatter(x=x, y=[0.0] + [r.rouge_drop_pct for r in rows], name=kind,
-                                 mode="lines+markers", line=style, legendgroup=kind), row=1, col=1)
-        fig.add_trace(go.Scatter(x=x, y=[1.0] + [r.speedup or float("nan") for r in rows], name=kind,
-                                 mode="lines+markers", line=style, legendgroup=kind, showlegend=False),
-                      row=1, col=2)
-    fig.add_hline(y=max_drop_pct, line_dash="dot", row=1, col=1, annotation_text=f"{max_drop_pct:g}% bound")
-    if layers:
-        fig.add_trace(go.Bar(x=[str(r.layer) for r in layers], y=[r.rouge_drop_pct for r in layers],
-                             name="heads per layer", marker_color=PALETTE["heads"], showlegend=False),
-                      row=1, col=3)
-        fig.update_xaxes(title_text="layer", row=1, col=3)
-    fig.update_xaxes(title_text="pruning ratio", row=1, col=1)
-    fig.update_xaxes(title_text="pruning ratio", row=1, col=2)
-    spec = result.spec
-    fig.update_layout(title=f"Pruning sensitivity: {spec.model}, {spec.dataset} (n={spec.n}, "
-                            f"batch {spec.batch_size}, {spec.precision}); baseline ROUGE-Lsum "
-                            f"{result.baseline.rougeLsum:.2f}", width=480 * cols, height=460)
-    return fig
-
-
-def write_plot(result: ScanResult, html_path: Path, png: bool = True,
-               max_drop_pct: float = 1.0) -> tuple[Path, Path | None, str]:
-    """Write the plot as interactive HTML and (unless `png` is False) a PNG drawn by matplotlib.
-
-    Returns (html, png or None, why the PNG was skipped or "").
-    """
-    html_path = Path(html_path)
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    figure(result, max_drop_pct).write_html(str(html_path), include_plotlyjs=True)
-    if not png:
-        return html_path, None, "PNG not requested"
-    return html_path, write_png(result, html_path.with_suffix(".png"), max_drop_pct), ""
-
-
-def write_png(result: ScanResult, path: Path, max_drop_pct: float = 1.0) -> Path:
-    """The same panels as figure(), drawn with matplotlib (no browser needed)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    layers = result.of_kind("heads", per_layer=True)
-    fig = Figure(figsize=(5.2 * (3 if layers else 2), 4.4), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 3 if layers else 2)
-    for kind in KINDS:
-        rows = sorted(result.of_kind(kind), key=lambda r: r.ratio)
-        if not rows:
-            continue
-        x = [0.0] + [r.ratio for r in rows]
-        axes[0].plot(x, [0.0] + [r.rouge_drop_pct for r in rows], "o-", color=PALETTE[kind], label=kind)
-        axes[1].plot(x, [1.0] + [r.speedup or float("nan") for r in rows], "o-", color=PALETTE[kind], label=kind)
-    axes[0].axhline(max_drop_pct, ls=":", color="#555", label=f"{max_drop_pct:g}% bound")
-    axes[0].set(title="ROUGE-Lsum drop (%)", xlabel="pruning ratio")
-    axes[1].set(title="speedup vs unpruned", xlabel="pruning ratio")
-    axes[0].legend(fontsize=8)
-    if layers:
-        axes[2].bar([str(r.layer) for r in layers], [r.rouge_drop_pct for r in layers], color=PALETTE["heads"])
-        axes[2].set(title=f"drop (%), {layers[0].ratio:g} of one layer's heads removed", xlabel="layer")
-    fig.suptitle(f"Pruning sensitivity: {result.spec.model} (n={result.spec.n}, {result.spec.precision}); "
-                 f"baseline ROUGE-Lsum {result.baseline.rougeLsum:.2f}", fontsize=10)
-    fig.savefig(path)
-    return Path(path)

@@ -1,17 +1,21 @@
 """The pruning sensitivity scan and its CLI, on the bundled model and a few bundled documents."""
 import json
 
+import numpy as np
 import pytest
 import typer
 import yaml
 from typer.testing import CliRunner
 
+from dashboards.sensitivity import PALETTE, table, write_plot
 from infersweep.sensitivity_cli import sensitivity
 from trials import TrialSpec
-from trials.sensitivity import (ScanResult, ScanRow, Scanner, space_yaml, suggest_ratios, table,
-                                write_plot)
+from trials.pruning import count_parameters
+from trials.sensitivity import ScanResult, ScanRow, Scanner, space_yaml, suggest_ratios
 
 SPEC = dict(n=3, batch_size=3, warmup=0, repeats=1, cpus=1)
+HEADS, HEAD_SIZE, HIDDEN, FFN, LAYERS = 12, 32, 384, 1536, 6  # all-MiniLM-L6-v2
+HEAD_PARAMS = HEAD_SIZE * (3 * (HIDDEN + 1) + HIDDEN)  # its rows of Q, K, V (with bias), its columns of W_o
 
 
 @pytest.fixture(scope="module")
@@ -24,16 +28,23 @@ def scanned():
 def test_scan_measures_every_kind_ratio_and_layer(scanned):
     scanner, result = scanned
     base = result.baseline
-    assert base.rougeLsum > 5 and base.latency_ms_per_sample > 0 and base.params > 20_000_000
+    assert base.rougeLsum > 5 and base.params == count_parameters(scanner.prepared.module)
     structured, = result.of_kind("structured")
     unstructured, = result.of_kind("unstructured")
-    assert structured.params < base.params and structured.model_size_mb < base.model_size_mb
-    assert unstructured.params == base.params  # zeros, same shapes
-    assert structured.speedup and structured.speedup > 0
+    # 0.2: 2 of 12 heads in every layer and 0.2 of all FFN neurons (a row of W_in with bias, a column of W_out)
+    neurons = round(0.2 * LAYERS * FFN)
+    assert base.params - structured.params == LAYERS * 2 * HEAD_PARAMS + neurons * (2 * HIDDEN + 1)
+    # fp32 on disk: the file shrinks by the share of parameters removed; zeros shrink nothing
+    kept = structured.params / base.params
+    assert structured.model_size_mb / base.model_size_mb == pytest.approx(kept, rel=0.01)
+    assert unstructured.params == base.params
+    assert unstructured.model_size_mb == pytest.approx(base.model_size_mb, rel=0.001)
+    assert structured.speedup == pytest.approx(base.latency_ms_per_sample / structured.latency_ms_per_sample)
+    assert structured.rouge_drop_pct == pytest.approx(100 * (1 - structured.rougeLsum / base.rougeLsum))
     layers = result.of_kind("heads", per_layer=True)
-    assert [r.layer for r in layers] == list(range(scanner.num_layers())) == list(range(6))
+    assert [r.layer for r in layers] == list(range(scanner.num_layers())) == list(range(LAYERS))
     assert all(r.latency_ms_per_sample is None for r in layers)  # ROUGE only unless asked
-    assert all(r.params < base.params for r in layers)
+    assert {base.params - r.params for r in layers} == {HEADS // 2 * HEAD_PARAMS}  # half of one layer's heads
     assert json.loads(json.dumps(result.to_dict()))["rows"][0]["kind"] == "structured"
 
 
@@ -43,12 +54,23 @@ def test_table_and_plot(scanned, tmp_path):
     _, result = scanned
     console = Console(record=True, width=160)
     console.print(table(result))
-    text = console.export_text()
-    assert "structured" in text and "unstructured" in text and "ROUGE-Lsum" in text
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in console.export_text().splitlines()
+             if line.startswith("│")]
+    assert cells[0][:3] == ["none", "0", ""] and cells[0][-1] == "0.00"
+    assert [(kind, layer) for kind, _, layer, *_ in cells[1:]] == (
+        [("structured", "all"), ("unstructured", "all")] + [("heads", str(i)) for i in range(6)])
     html, png, why = write_plot(result, tmp_path / "scan.html", png=False)
-    assert html.exists() and "plotly" in html.read_text()[:5000].lower() and png is None
+    page = html.read_text()
+    assert png is None and why == "PNG not requested" and not (tmp_path / "scan.png").exists()
+    assert all(f'"name":"{name}"' in page for name in ("structured", "unstructured", "heads per layer"))
     _, png, why = write_plot(result, tmp_path / "with-png.html")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000 and why == ""
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(png).convert("RGB"))
+    assert why == "" and pixels.shape == (440, 3 * 520, 3)  # 4.4 x 5.2 in per panel at 100 dpi, 3 panels
+    for kind in ("structured", "unstructured", "heads"):  # each curve or bar drawn in its colour
+        colour = [int(PALETTE[kind][i:i + 2], 16) for i in (1, 3, 5)]
+        assert (pixels == colour).all(-1).sum() > 50, kind
 
 
 def _result(drops: dict[float, float]) -> ScanResult:
@@ -82,7 +104,11 @@ def test_cli_emits_a_sweep_space(tmp_path):
     space = yaml.safe_load(result.stdout)
     assert space["pruning"]["methods"] == ["structured"]
     assert set(space["pruning"]["ratios"]) <= {0.1, 0.3} and space["pruning"]["ratios"][0] == 0.1
-    assert (tmp_path / "sensitivity.html").exists() and (tmp_path / "sensitivity.json").exists()
+    saved = json.loads((tmp_path / "sensitivity.json").read_text())
+    assert [(r["kind"], r["ratio"]) for r in saved["rows"]] == [("structured", 0.1), ("structured", 0.3)]
+    assert saved["importance"] == "weight" and saved["spec"]["n"] == 2
+    assert '"name":"structured"' in (tmp_path / "sensitivity.html").read_text()
+    assert not (tmp_path / "sensitivity.png").exists()  # --no-png
 
 
 @pytest.mark.parametrize("args, message", [
