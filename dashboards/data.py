@@ -8,18 +8,28 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from sweeps.pareto import TrialRow, satisfies
+from sweeps.pareto import TrialRow, fastest_first, satisfies
 from sweeps.spec import parse_constraint
+from trials import measure
+from trials.measure import (LATENCY_P95, LATENCY_PER_SAMPLE, MEMORY_REDUCTION, MODEL_SIZE, PEAK_MEMORY, ROUGE1,
+                            ROUGE2, ROUGE_DROP, ROUGE_LSUM, SPEEDUP, THROUGHPUT, metric_text)
+from trials.precision import Precision
+from trials.spec import STATUSES
 
-LATENCY = "latency_ms_per_sample"
-ROUGE = "rougeLsum"
-MEMORY = "peak_memory_mb"
-STATUSES = ("ok", "infeasible", "oom", "failed")
+__all__ = ["LATENCY", "ROUGE", "MEMORY", "AXIS_TITLES", "RUNTIME_ORDER", "PRECISION_ORDER", "Point", "Band",
+           "ReportData", "ordered", "colour_of", "symbol_of", "knob_text", "relative_text", "plottable", "marker_size",
+           "hover_text", "constraint_band", "axis_range", "frontier_rows", "problem_rows", "report_data", "headline",
+           "staircase", "step_line"]
+
+# the three metrics the charts have an axis for
+LATENCY = LATENCY_PER_SAMPLE
+ROUGE = ROUGE_LSUM
+MEMORY = PEAK_MEMORY
 
 # Okabe-Ito: tells colours apart for colour-blind readers too; runtimes keep their colour across sweeps
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 RUNTIME_ORDER = ["torch", "torch_compile", "torchscript", "onnxruntime", "tensorrt"]
-PRECISION_ORDER = ["fp32", "fp16", "bf16", "int8_dynamic", "int8_static", "int4_weight"]
+PRECISION_ORDER = [p.value for p in Precision]
 # precision -> (plotly symbol, matplotlib marker)
 SYMBOLS = [("circle", "o"), ("square", "s"), ("diamond", "D"), ("triangle-up", "^"),
            ("triangle-down", "v"), ("star", "*"), ("pentagon", "p"), ("hexagon", "h"), ("cross", "P")]
@@ -60,6 +70,7 @@ class ReportData:
     title: str
     points: list[Point]
     frontier: list[dict]  # table rows, best speedup first
+    frontier_metrics: list[str]  # the table's metric columns, in order
     counts: dict[str, int]
     meets_constraints: int
     problems: list[dict]  # non-ok trials grouped by (status, reason)
@@ -100,15 +111,9 @@ def knob_text(knobs: dict) -> str:
     return f"{knobs.get('runtime', '?')} {knobs.get('precision', '?')} {prune} b{knobs.get('batch_size', '?')}{device}"
 
 
-def _fmt(value, spec: str, missing: str = "–") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return missing
-    return format(value, spec)
-
-
 def relative_text(m: dict, sep: str = " · ") -> str:
     """'memory −48.0 % · ROUGE drop 0.58 %', worded by sign: 'memory +12.0 %', 'ROUGE +0.15 %'."""
-    memory, drop = m.get("memory_reduction_pct"), m.get("rouge_drop_pct")
+    memory, drop = m.get(MEMORY_REDUCTION), m.get(ROUGE_DROP)
     parts = []
     if memory is not None:
         parts.append(f"memory −{memory:.1f} %" if memory >= 0 else f"memory +{-memory:.1f} %")
@@ -130,16 +135,20 @@ def marker_size(memory: float, largest: float) -> float:
 
 def hover_text(row: TrialRow, on_frontier: bool, meets: bool) -> str:
     m, k = row.metrics, row.knobs
+
+    def text(name: str) -> str:
+        return metric_text(name, m)
+
     lines = [f"<b>{row.trial_id}</b>{' (baseline)' if row.baseline else ''}"
              f"{' · Pareto frontier' if on_frontier else ''}",
              f"runtime {k.get('runtime')} · precision {k.get('precision')}",
              f"pruning {k.get('pruning')} {float(k.get('prune_ratio', 0)):g} · batch {k.get('batch_size')}"
              f" · {k.get('device', 'cpu')}",
-             f"latency {_fmt(m.get(LATENCY), '.2f')} ms/sample (p95 batch {_fmt(m.get('latency_ms_p95'), '.1f')} ms)",
-             f"throughput {_fmt(m.get('throughput_samples_per_s'), '.1f')} samples/s",
-             f"ROUGE-Lsum {_fmt(m.get(ROUGE), '.2f')} (R1 {_fmt(m.get('rouge1'), '.2f')}, R2 {_fmt(m.get('rouge2'), '.2f')})",
-             f"peak memory {_fmt(m.get(MEMORY), '.0f')} MiB · model {_fmt(m.get('model_size_mb'), '.1f')} MiB",
-             f"speedup {_fmt(m.get('speedup'), '.2f')}× · {relative_text(m)}"]
+             f"latency {text(LATENCY)} ms/sample (p95 batch {text(LATENCY_P95)} ms)",
+             f"throughput {text(THROUGHPUT)} samples/s",
+             f"ROUGE-Lsum {text(ROUGE)} (R1 {text(ROUGE1)}, R2 {text(ROUGE2)})",
+             f"peak memory {text(MEMORY)} MiB · model {text(MODEL_SIZE)} MiB",
+             f"speedup {text(SPEEDUP)} · {relative_text(m)}"]
     if not meets:
         lines.append("<i>misses a constraint</i>")
     return "<br>".join(lines)
@@ -157,11 +166,11 @@ def constraint_band(text: str, baseline: dict) -> Band | None:
     upper = op in ("<=", "<")  # the metric must stay below `value`
     if metric in (LATENCY, ROUGE, MEMORY):
         axis, bound, below = metric, value, upper
-    elif metric == "rouge_drop_pct" and baseline.get(ROUGE):
+    elif metric == ROUGE_DROP and baseline.get(ROUGE):
         axis, bound, below = ROUGE, baseline[ROUGE] * (1 - value / 100), not upper
-    elif metric == "speedup" and baseline.get(LATENCY) and value > 0:
+    elif metric == SPEEDUP and baseline.get(LATENCY) and value > 0:
         axis, bound, below = LATENCY, baseline[LATENCY] / value, not upper
-    elif metric == "memory_reduction_pct" and baseline.get(MEMORY):
+    elif metric == MEMORY_REDUCTION and baseline.get(MEMORY):
         axis, bound, below = MEMORY, baseline[MEMORY] * (1 - value / 100), not upper
     else:
         return None
@@ -178,27 +187,19 @@ def axis_range(points: list[Point], axis: str, bands: list[Band], pad: float = 0
     return lo - pad * span, hi + pad * span
 
 
-def frontier_rows(rows: list[TrialRow], frontier_ids: set[str], run_links: dict[str, str]) -> list[dict]:
-    """The frontier table: best speedup first, numbers formatted as the page shows them."""
-    front = [r for r in rows if r.trial_id in frontier_ids]
-    front.sort(key=lambda r: (-r.metrics.get("speedup", 0.0), r.metrics.get(LATENCY, math.inf)))
+def frontier_rows(rows: list[TrialRow], frontier_ids: set[str], run_links: dict[str, str],
+                  metrics: tuple[str, ...]) -> list[dict]:
+    """The frontier table: fastest first, each of `metrics` formatted as the page shows it."""
     table = []
-    for r in front:
-        m = r.metrics
+    for r in fastest_first([r for r in rows if r.trial_id in frontier_ids]):
+        pruning = r.knobs.get("pruning", "none")
         table.append({
             "trial_id": r.trial_id, "baseline": r.baseline, "link": run_links.get(r.trial_id, ""),
             "knobs": knob_text(r.knobs), "runtime": r.knobs.get("runtime", ""),
             "precision": r.knobs.get("precision", ""),
-            "pruning": (f"{r.knobs.get('pruning')} {float(r.knobs.get('prune_ratio', 0)):g}"
-                        if r.knobs.get("pruning", "none") != "none" else "none"),
+            "pruning": f"{pruning} {float(r.knobs.get('prune_ratio', 0)):g}" if pruning != "none" else "none",
             "batch_size": r.knobs.get("batch_size"),
-            "speedup": f"{_fmt(m.get('speedup'), '.2f')}×",
-            "memory_reduction": f"{_fmt(m.get('memory_reduction_pct'), '.1f')} %",
-            "rouge_drop": f"{_fmt(m.get('rouge_drop_pct'), '.2f')} %" + (
-                f" [{m['rouge_drop_pct_ci_low']:.2f}, {m['rouge_drop_pct_ci_high']:.2f}]"
-                if "rouge_drop_pct_ci_low" in m else ""),
-            "latency": _fmt(m.get(LATENCY), ".2f"), "memory": _fmt(m.get(MEMORY), ".0f"),
-            "size": _fmt(m.get("model_size_mb"), ".1f"), "rouge": _fmt(m.get(ROUGE), ".2f"),
+            "cells": {name: metric_text(name, r.metrics) for name in metrics},
         })
     return table
 
@@ -240,9 +241,10 @@ def report_data(rows: list[TrialRow], frontier_ids, objectives: list[tuple[str, 
     counts = {s: 0 for s in STATUSES}
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
-    table = frontier_rows(rows, frontier_ids, run_links)
+    columns = measure.FRONTIER_METRICS  # read at call time: a metric added to the list shows here
+    table = frontier_rows(rows, frontier_ids, run_links, columns)
     return ReportData(
-        title=title, points=points, frontier=table, counts=counts,
+        title=title, points=points, frontier=table, frontier_metrics=list(columns), counts=counts,
         meets_constraints=sum(1 for r in rows if satisfies(r, constraints)),
         problems=problem_rows(rows), bands=bands, unplotted_constraints=unplotted,
         objectives=list(objectives), constraints=list(constraints),
@@ -257,9 +259,9 @@ def headline(rows: list[TrialRow], frontier_ids: set[str], constraints: list[str
     within = " within " + " and ".join(constraints) if constraints else ""
     if not front:
         return f"No trial besides the baseline is on the Pareto frontier{within} yet."
-    best = max(front, key=lambda r: r.metrics.get("speedup", 0.0))
+    best = max(front, key=lambda r: r.metrics.get(SPEEDUP, 0.0))
     m = best.metrics
-    return (f"Fastest on the frontier{within}: {_fmt(m.get('speedup'), '.2f')}× the baseline's speed, "
+    return (f"Fastest on the frontier{within}: {metric_text(SPEEDUP, m)} the baseline's speed, "
             f"{relative_text(m, ', ')} "
             f"({knob_text(best.knobs)}, trial {best.trial_id}).")
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from dashboards.data import (AXIS_TITLES, LATENCY, MEMORY, ROUGE, ReportData, axis_range, colour_of,
-                             staircase, step_line, symbol_of)
+from dashboards.data import (AXIS_TITLES, MEMORY, ReportData, axis_range, colour_of, staircase, step_line,
+                             symbol_of)
+from trials.measure import METRICS
 
-GOAL = {LATENCY: "min", ROUGE: "max", MEMORY: "min"}
+__all__ = ["scatter", "CLICK_SCRIPT"]
 BAND_FILL = "rgba(0,158,115,0.10)"
 BAND_EDGE = "#009E73"
 
@@ -16,7 +17,8 @@ def scatter(data: ReportData, x: str, y: str, title: str) -> go.Figure:
     fig = go.Figure()
     points = data.points
     xr, yr = axis_range(points, x, data.bands), axis_range(points, y, data.bands)
-    xs, ys = step_line(staircase(points, x, y, GOAL[y]), x, y, GOAL[y], xr, yr, data.bands)
+    y_goal = METRICS[y].goal
+    xs, ys = step_line(staircase(points, x, y, y_goal), x, y, y_goal, xr, yr, data.bands)
     if xs:  # drawn first: the points sit on top of it
         fig.add_trace(go.Scatter(
             x=xs, y=ys, mode="lines",
@@ -59,7 +61,7 @@ def scatter(data: ReportData, x: str, y: str, title: str) -> go.Figure:
                            arrowhead=2, arrowwidth=1.5, ax=40, ay=-40, bgcolor="rgba(255,255,255,0.85)",
                            bordercolor="#333333", borderwidth=1)
     largest = max((p.metrics[MEMORY] for p in points), default=0)
-    better = f"{'left' if GOAL[x] == 'min' else 'right'} and {'up' if GOAL[y] == 'max' else 'down'} is better"
+    better = f"{'left' if METRICS[x].goal == 'min' else 'right'} and {'up' if y_goal == 'max' else 'down'} is better"
     fig.update_layout(
         title=dict(text=f"{title}<br><sup>{better} · colour = runtime · symbol = precision · "
                         f"marker area ∝ peak memory (largest {largest:.0f} MiB)<br>"

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from dashboards.data import (AXIS_TITLES, LATENCY, MEMORY, ROUGE, ReportData, axis_range, colour_of,
                              marker_size, staircase, step_line, symbol_of)
+from trials.measure import METRICS
+
+__all__ = ["write_png"]
 
 BAND_FILL = (0.0, 0.62, 0.45, 0.10)
 BAND_EDGE = "#009E73"
@@ -37,7 +40,7 @@ def write_png(data: ReportData, path: Path, x: str = LATENCY, y: str = ROUGE, dp
             ax.annotate(f"constraint {band.constraint}", (band.bound, 1), xycoords=("data", "axes fraction"),
                         xytext=(-4, -4), textcoords="offset points", ha="right", va="top", color=BAND_EDGE,
                         fontsize=10, rotation=90)
-    y_mode = "max" if y == ROUGE else "min"
+    y_mode = METRICS[y].goal
     xs, ys = step_line(staircase(points, x, y, y_mode), x, y, y_mode, xr, yr, data.bands)
     if xs:
         ax.step(xs, ys, where="post", color="#333333", ls="--", lw=1.8, zorder=2)

@@ -15,6 +15,9 @@ from dashboards.data import LATENCY, MEMORY, ROUGE, ReportData, report_data
 from dashboards.figures import CLICK_SCRIPT, scatter
 from dashboards.preview import write_png
 from sweeps.pareto import TrialRow
+from trials.measure import METRICS, SPEEDUP
+
+__all__ = ["HTML_NAME", "PNG_NAME", "render_html", "build_report", "sweep_report"]
 
 HTML_NAME = "pareto_report.html"
 PNG_NAME = "pareto_latency_rouge.png"
@@ -55,28 +58,33 @@ def _status_chips(data: ReportData) -> str:
     return '<div class="counts" id="counts">' + "".join(chips) + "</div>"
 
 
+#: the knob columns of the frontier table, before the metrics: (row key, header, cell class)
+KNOB_COLUMNS = (("runtime", "runtime", " class='l'"), ("precision", "precision", " class='l'"),
+                ("pruning", "pruning", " class='l'"), ("batch_size", "batch", ""))
+HIGHLIGHT = " class='good'"  # the speedup cells
+
+
+def _trial_cell(row: dict) -> str:
+    name = escape(row["trial_id"])
+    cell = (f'<a href="{escape(row["link"])}" target="_blank" rel="noopener" title="open the MLflow run">{name}</a>'
+            if row["link"] else name)
+    return f"<td class='l'>{cell}{' (baseline)' if row['baseline'] else ''}</td>"
+
+
 def _frontier_table(data: ReportData) -> str:
     if not data.frontier:
         return '<p class="note" id="frontier-empty">No trial meets every constraint yet, so the frontier is empty.</p>'
-    head = ("<tr><th class='l'>trial</th><th>speedup</th><th>memory −%</th><th>ROUGE drop %</th>"
-            "<th class='l'>runtime</th><th class='l'>precision</th><th class='l'>pruning</th><th>batch</th>"
-            "<th>ms/sample</th><th>peak MiB</th><th>size MiB</th><th>ROUGE-Lsum</th></tr>")
+    head = "<th class='l'>trial</th>" + "".join(f"<th{css}>{escape(title)}</th>" for _, title, css in KNOB_COLUMNS)
+    head += "".join(f"<th>{escape(METRICS[name].label)}</th>" for name in data.frontier_metrics)
     body = []
     for row in data.frontier:
-        name = escape(row["trial_id"])
-        cell = (f'<a href="{escape(row["link"])}" target="_blank" rel="noopener" title="open the MLflow run">{name}</a>'
-                if row["link"] else name)
-        if row["baseline"]:
-            cell += " (baseline)"
-        body.append(
-            f'<tr data-trial="{name}"{" class=baseline" if row["baseline"] else ""}>'
-            f"<td class='l'>{cell}</td><td class='good'>{escape(row['speedup'])}</td>"
-            f"<td>{escape(row['memory_reduction'])}</td><td>{escape(row['rouge_drop'])}</td>"
-            f"<td class='l'>{escape(str(row['runtime']))}</td><td class='l'>{escape(str(row['precision']))}</td>"
-            f"<td class='l'>{escape(row['pruning'])}</td><td>{escape(str(row['batch_size']))}</td>"
-            f"<td>{escape(row['latency'])}</td><td>{escape(row['memory'])}</td><td>{escape(row['size'])}</td>"
-            f"<td>{escape(row['rouge'])}</td></tr>")
-    return f'<div class="scroll"><table id="frontier"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div>'
+        knobs = "".join(f"<td{css}>{escape(str(row[key]))}</td>" for key, _, css in KNOB_COLUMNS)
+        metrics = "".join(f"<td{HIGHLIGHT if name == SPEEDUP else ''}>{escape(row['cells'][name])}</td>"
+                          for name in data.frontier_metrics)
+        body.append(f'<tr data-trial="{escape(row["trial_id"])}"{" class=baseline" if row["baseline"] else ""}>'
+                    f"{_trial_cell(row)}{knobs}{metrics}</tr>")
+    return (f'<div class="scroll"><table id="frontier"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
 def _problems_table(data: ReportData) -> str:

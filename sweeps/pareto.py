@@ -6,6 +6,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from trials import measure
+from trials.measure import LATENCY_PER_SAMPLE, SPEEDUP, interval_of
+
+__all__ = ["TrialRow", "KNOB_COLUMNS", "satisfies", "dominates", "frontier", "fastest_first", "hypervolume_2d",
+           "csv_columns", "write_frontier"]
+
 
 @dataclass
 class TrialRow:
@@ -54,10 +60,20 @@ def hypervolume_2d(points: list[tuple[float, float]], reference: tuple[float, fl
     return area
 
 
-COLUMNS = ["trial_id", "runtime", "precision", "pruning", "prune_ratio", "batch_size",
-           "speedup", "memory_reduction_pct", "rouge_drop_pct", "rouge_drop_pct_ci_low",
-           "rouge_drop_pct_ci_high", "latency_ms_per_sample",
-           "peak_memory_mb", "model_size_mb", "rougeLsum"]
+#: the knobs pareto.csv has a column for, before the metrics
+KNOB_COLUMNS = ("runtime", "precision", "pruning", "prune_ratio", "batch_size")
+
+
+def fastest_first(rows: list[TrialRow]) -> list[TrialRow]:
+    """The order frontier tables list trials in: best speedup first, then lowest latency."""
+    return sorted(rows, key=lambda r: (-r.metrics.get(SPEEDUP, 0.0),
+                                       r.metrics.get(LATENCY_PER_SAMPLE, float("inf"))))
+
+
+def csv_columns() -> list[str]:
+    """pareto.csv's header: the trial, its knobs, each frontier metric (with its interval's bounds)."""
+    metrics = [column for name in measure.FRONTIER_METRICS for column in (name, *interval_of(name))]
+    return ["trial_id", *KNOB_COLUMNS, *metrics]
 
 
 def write_frontier(rows: list[TrialRow], directory: Path) -> list[Path]:
@@ -65,7 +81,7 @@ def write_frontier(rows: list[TrialRow], directory: Path) -> list[Path]:
     json_path, csv_path = directory / "pareto.json", directory / "pareto.csv"
     json_path.write_text(json.dumps([asdict(r) for r in rows], indent=2))
     with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=csv_columns(), extrasaction="ignore")
         writer.writeheader()
         for r in rows:
             writer.writerow({"trial_id": r.trial_id, **r.knobs, **r.metrics})

@@ -1,10 +1,19 @@
 """Console tables for a sweep: the frontier with speedup, memory and ROUGE drop vs the baseline."""
 from __future__ import annotations
 
+import textwrap
+
 from rich import box
 from rich.table import Table
 
-from sweeps.pareto import TrialRow
+from sweeps.pareto import TrialRow, fastest_first
+from trials import measure
+from trials.measure import METRICS, metric_text
+
+__all__ = ["frontier_table", "constraint_rule", "status_counts", "reasons_table"]
+
+#: header lines no wider than a number, so headers do not widen the metric columns
+HEADER_WIDTH = 6
 
 
 def _knob_text(knobs: dict) -> str:
@@ -12,31 +21,25 @@ def _knob_text(knobs: dict) -> str:
     return f"{knobs['runtime']} {knobs['precision']} {prune} b{knobs['batch_size']}"
 
 
-FRONTIER_COLUMNS = ("trial", "knobs", "speedup", "mem\n−%", "ROUGE\ndrop %", "ms/doc", "peak\nMiB", "size\nMiB",
-                    "ROUGE\nLsum")
+def _header(name: str) -> str:
+    """A metric's label, wrapped narrow: 'ROUGE drop %' on two lines, 'ROUGE' over 'drop %'."""
+    return textwrap.fill(METRICS[name].label, HEADER_WIDTH, break_long_words=False)
 
 
 def frontier_table(rows: list[TrialRow], title: str = "Pareto frontier") -> Table:
+    """The frontier, fastest first: trial, knobs, then each of trials.measure.FRONTIER_METRICS."""
+    names = measure.FRONTIER_METRICS  # read at call time: a metric added to the list shows here
     # numbers never wrap; the knobs wrap first, so an 80-column terminal still shows every metric
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
-    for col in FRONTIER_COLUMNS:
-        table.add_column(col, justify="left" if col in ("trial", "knobs") else "right", no_wrap=col != "knobs",
-                         overflow="fold")
-    for r in sorted(rows, key=lambda r: -r.metrics.get("speedup", 0)):
-        m = r.metrics
-        table.add_row(r.trial_id[:8] + (" base" if r.baseline else ""), _knob_text(r.knobs),
-                      f"{m.get('speedup', 0):.2f}x", f"{m.get('memory_reduction_pct', 0):.1f}",
-                      drop_text(m), f"{m['latency_ms_per_sample']:.1f}",
-                      f"{m['peak_memory_mb']:.0f}", f"{m['model_size_mb']:.1f}", f"{m['rougeLsum']:.2f}")
+    table.add_column("trial", no_wrap=True, overflow="fold")
+    table.add_column("knobs", overflow="fold")
+    for name in names:
+        table.add_column(_header(name), justify="right", no_wrap=True, overflow="fold")
+    for r in fastest_first(rows):
+        # an interval goes under its value: the column stays as narrow as its numbers
+        cells = [metric_text(name, r.metrics, interval_sep="\n") for name in names]
+        table.add_row(r.trial_id[:8] + (" base" if r.baseline else ""), _knob_text(r.knobs), *cells)
     return table
-
-
-def drop_text(metrics: dict) -> str:
-    """The ROUGE drop with its interval below it: `0.12` over `[-0.3,0.6]`."""
-    text = f"{metrics.get('rouge_drop_pct', 0):.2f}"
-    if "rouge_drop_pct_ci_low" in metrics:
-        text += f"\n[{metrics['rouge_drop_pct_ci_low']:.1f},{metrics['rouge_drop_pct_ci_high']:.1f}]"
-    return text
 
 
 def constraint_rule(constraints: list[str], confidence: float) -> str:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from tracking import store
+from trials.measure import LATENCY_PER_SAMPLE, MODEL_SIZE, PEAK_MEMORY, ROUGE_DROP, ROUGE_LSUM, SPEEDUP
 
 log = logging.getLogger(__name__)
 TAG_SWEEP = "infersweep.sweep"
@@ -24,9 +25,9 @@ NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI
 STATUS_TO_RUN = {"ok": "FINISHED", "infeasible": "FINISHED", "oom": "FAILED", "failed": "FAILED"}
 END_STATUSES = ("FINISHED", "FAILED", "KILLED")
 # the metrics a trial's description shows, in this order: (name, format)
-NOTE_METRICS = (("latency_ms_per_sample", "{:.2f} ms/sample"), ("speedup", "{:.2f}x the baseline"),
-                ("peak_memory_mb", "peak memory {:.0f} MB"), ("model_size_mb", "model {:.1f} MB"),
-                ("rougeLsum", "ROUGE-Lsum {:.2f}"), ("rouge_drop_pct", "ROUGE drop {:.2f}%"))
+NOTE_METRICS = ((LATENCY_PER_SAMPLE, "{:.2f} ms/sample"), (SPEEDUP, "{:.2f}x the baseline"),
+                (PEAK_MEMORY, "peak memory {:.0f} MB"), (MODEL_SIZE, "model {:.1f} MB"),
+                (ROUGE_LSUM, "ROUGE-Lsum {:.2f}"), (ROUGE_DROP, "ROUGE drop {:.2f}%"))
 
 
 class SweepRuns:

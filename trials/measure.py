@@ -1,50 +1,114 @@
-"""Latency, throughput and memory measurement. Metric names live here and only here."""
+"""Latency, throughput and memory measurement. Metric names live here and only here.
+
+Each metric's MetricDef also says how tables show it (`label`, `format`), and FRONTIER_METRICS
+is the one list of metrics that pareto.csv, the console frontier table and the HTML report show.
+"""
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 import time
 from dataclasses import dataclass
+from typing import Literal, Mapping
+
+__all__ = ["MetricDef", "METRICS", "FRONTIER_METRICS", "MISSING", "interval_of", "metric_text",
+           "LATENCY_PER_SAMPLE", "LATENCY_P95", "THROUGHPUT", "PEAK_MEMORY", "PREPARE_PEAK_MEMORY", "MODEL_SIZE", "ROUGE1", "ROUGE2",
+           "ROUGE_LSUM", "ROUGE_DROP", "SPEEDUP", "MEMORY_REDUCTION",
+           "percentile", "LatencyTracker", "rss_mb", "MemoryTracker", "gpu_peak_mb", "pin_threads",
+           "relative_to", "relative_metrics"]
+
+#: what a table shows for a metric a trial does not have
+MISSING = "–"
 
 
 @dataclass(frozen=True)
 class MetricDef:
     unit: str
-    goal: str  # "min" or "max": which direction is better
+    goal: Literal["min", "max"]  # which direction is better
     description: str
+    label: str  # column header in tables
+    format: str  # one value as tables show it, units included: "{:.2f}×", "{:.1f}%"
+
+    def text(self, value: float | None) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return MISSING
+        return self.format.format(value)
+
+
+def _ms(description: str, label: str, fmt: str = "{:.1f}") -> MetricDef:
+    return MetricDef("ms", "min", description, label, fmt)
+
+
+def _rouge(description: str, label: str) -> MetricDef:
+    return MetricDef("F1 x100", "max", description, label, "{:.2f}")
+
+
+def _drop_bound(description: str, label: str) -> MetricDef:
+    return MetricDef("%", "min", description, label, "{:.1f}")
 
 
 METRICS: dict[str, MetricDef] = {
-    "latency_ms_per_sample": MetricDef("ms", "min", "median batch latency / documents per batch"),
-    "latency_ms_p50": MetricDef("ms", "min", "median latency of one batch"),
-    "latency_ms_p95": MetricDef("ms", "min", "95th percentile latency of one batch"),
-    "latency_ms_p99": MetricDef("ms", "min", "99th percentile latency of one batch"),
-    "throughput_samples_per_s": MetricDef("samples/s", "max", "documents per second over the timed passes"),
-    "peak_memory_mb": MetricDef("MiB", "min", "serving memory: peak RSS (CPU) or NVML process memory (GPU) of a fresh "
-                                              "process that loads only the variant and summarizes the evaluation "
-                                              "slice, over that process's memory before loading (trials.serving)"),
+    "latency_ms_per_sample": _ms("median batch latency / documents per batch", "ms per sample", "{:.2f}"),
+    "latency_ms_p50": _ms("median latency of one batch", "p50 ms/batch"),
+    "latency_ms_p95": _ms("95th percentile latency of one batch", "p95 ms/batch"),
+    "latency_ms_p99": _ms("99th percentile latency of one batch", "p99 ms/batch"),
+    "throughput_samples_per_s": MetricDef("samples/s", "max", "documents per second over the timed passes",
+                                          "samples/s", "{:.1f}"),
+    "peak_memory_mb": MetricDef("MiB", "min", "serving memory: peak RSS (CPU) or NVML process memory (GPU) of a "
+                                "fresh process that loads only the variant and summarizes the evaluation slice, over "
+                                "that process's memory before loading (trials.serving)", "peak MiB", "{:.0f}"),
     "prepare_peak_memory_mb": MetricDef("MiB", "min", "peak memory growth of the trial process while loading, "
-                                                      "pruning and preparing the variant (export, quantization)"),
-    "model_size_mb": MetricDef("MiB", "min", "size of the optimized model artifact on disk"),
-    "rouge1": MetricDef("F1 x100", "max", "ROUGE-1 F1, stemmed"),
-    "rouge2": MetricDef("F1 x100", "max", "ROUGE-2 F1, stemmed"),
-    "rougeLsum": MetricDef("F1 x100", "max", "ROUGE-Lsum F1, stemmed, sentences on new lines"),
-    "rouge_drop_pct": MetricDef("%", "min", "relative ROUGE-Lsum drop against the baseline"),
-    "rouge_drop_pct_ci_low": MetricDef("%", "min", "lower end of rouge_drop_pct's paired-bootstrap interval "
-                                                   "(the sweep's confidence, 95% by default)"),
-    "rouge_drop_pct_ci_high": MetricDef("%", "min", "upper end of rouge_drop_pct's paired-bootstrap interval; "
-                                                    "a `rouge_drop_pct <= X` constraint holds when this meets X"),
-    "speedup": MetricDef("x", "max", "baseline latency per sample / this latency per sample"),
-    "memory_reduction_pct": MetricDef("%", "max", "relative peak memory reduction against the baseline"),
+                                        "pruning and preparing the variant (export, quantization)",
+                                        "prepare MiB", "{:.0f}"),
+    "model_size_mb": MetricDef("MiB", "min", "size of the optimized model artifact on disk", "size MiB", "{:.1f}"),
+    "rouge1": _rouge("ROUGE-1 F1, stemmed", "ROUGE-1"),
+    "rouge2": _rouge("ROUGE-2 F1, stemmed", "ROUGE-2"),
+    "rougeLsum": _rouge("ROUGE-Lsum F1, stemmed, sentences on new lines", "ROUGE-Lsum"),
+    "rouge_drop_pct": MetricDef("%", "min", "relative ROUGE-Lsum drop against the baseline", "ROUGE drop %",
+                                "{:.2f}%"),
+    "rouge_drop_pct_ci_low": _drop_bound("lower end of rouge_drop_pct's paired-bootstrap interval "
+                                         "(the sweep's confidence, 95% by default)", "ROUGE drop % low"),
+    "rouge_drop_pct_ci_high": _drop_bound("upper end of rouge_drop_pct's paired-bootstrap interval; "
+                                          "a `rouge_drop_pct <= X` constraint holds when this meets X",
+                                          "ROUGE drop % high"),
+    "speedup": MetricDef("x", "max", "baseline latency per sample / this latency per sample", "speedup", "{:.2f}×"),
+    "memory_reduction_pct": MetricDef("%", "max", "relative peak memory reduction against the baseline",
+                                      "memory −%", "{:.1f}%"),
 }
 LATENCY_PER_SAMPLE = "latency_ms_per_sample"
+LATENCY_P95 = "latency_ms_p95"
+THROUGHPUT = "throughput_samples_per_s"
 PEAK_MEMORY = "peak_memory_mb"
 PREPARE_PEAK_MEMORY = "prepare_peak_memory_mb"
 MODEL_SIZE = "model_size_mb"
+ROUGE1 = "rouge1"
+ROUGE2 = "rouge2"
 ROUGE_LSUM = "rougeLsum"
 ROUGE_DROP = "rouge_drop_pct"
 SPEEDUP = "speedup"
 MEMORY_REDUCTION = "memory_reduction_pct"
+
+#: the metrics every frontier table shows, in this order (pareto.csv adds an interval's bounds)
+FRONTIER_METRICS: tuple[str, ...] = (SPEEDUP, MEMORY_REDUCTION, ROUGE_DROP, LATENCY_PER_SAMPLE, PEAK_MEMORY,
+                                     MODEL_SIZE, ROUGE_LSUM)
+
+
+def interval_of(name: str) -> tuple[str, ...]:
+    """The names of `name`'s interval bounds, (low, high), or () when it has none."""
+    bounds = (f"{name}_ci_low", f"{name}_ci_high")  # the names trials.stats.Interval.as_metrics writes
+    return bounds if all(b in METRICS for b in bounds) else ()
+
+
+def metric_text(name: str, metrics: Mapping[str, float], interval_sep: str = " ") -> str:
+    """`name`'s value in `metrics` as tables show it, with its interval when the trial has one:
+    '0.82% [-0.3, 1.6]'."""
+    text = METRICS[name].text(metrics.get(name))
+    bounds = interval_of(name)
+    if bounds and all(b in metrics for b in bounds):
+        low, high = (METRICS[b].text(metrics[b]) for b in bounds)
+        text += f"{interval_sep}[{low}, {high}]"
+    return text
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -248,6 +248,17 @@ class TrialReport(BaseModel):
     #: raw batch times, how stable their median is, the load they were measured under
     timing: dict[str, Any] = {}
 
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, metrics: dict[str, float]) -> dict[str, float]:
+        """Only names from trials.measure.METRICS: a misspelt name would vanish from every table."""
+        from trials.measure import METRICS
+
+        unknown = [name for name in metrics if name not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric {', '.join(map(repr, unknown))}; valid: {', '.join(METRICS)}")
+        return metrics
+
     @model_validator(mode="after")
     def _fill_id(self) -> "TrialReport":
         if not self.trial_id:

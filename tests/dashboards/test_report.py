@@ -40,11 +40,14 @@ def test_frontier_table_fastest_first_with_links(rows):
     data = report_data(rows, front_ids(rows), OBJECTIVES, CONSTRAINTS, LINKS)
     assert [r["trial_id"] for r in data.frontier] == ["ort-int8-b8", "t-int8-b8", "t-int8-b1", "ort-fp32-b8", "t-fp32-b8"]
     first = data.frontier[0]
-    assert (first["speedup"], first["memory_reduction"], first["rouge_drop"]) == ("2.78×", "56.6 %", "0.82 %")
+    cells = first["cells"]
+    assert (cells["speedup"], cells["memory_reduction_pct"], cells["rouge_drop_pct"]) == ("2.78×", "56.6%", "0.82%")
+    assert (cells["latency_ms_per_sample"], cells["peak_memory_mb"], cells["model_size_mb"], cells["rougeLsum"]) == \
+        ("90.00", "150", "23.0", "40.90")
     assert (first["runtime"], first["precision"], first["pruning"], first["batch_size"]) == ("onnxruntime", "int8_dynamic", "none", 8)
     assert first["link"] == LINKS["ort-int8-b8"]
     last = data.frontier[-1]
-    assert last["rouge_drop"] == "-0.15 %" and last["memory_reduction"] == "-15.6 %"
+    assert last["cells"]["rouge_drop_pct"] == "-0.15%" and last["cells"]["memory_reduction_pct"] == "-15.6%"
     assert "2.78×" in data.headline and "ort-int8-b8" in data.headline
 
 
@@ -174,3 +177,12 @@ def test_run_links():
                                                          "b": "http://mlflow:5000/#/experiments/3/runs/r2"}
     assert run_links(FakeRuns("http://mlflow:5000", fail=True)) == {}
 
+
+
+def test_every_catalog_precision_has_its_own_symbol_in_catalog_order():
+    from dashboards.data import PRECISION_ORDER
+    from trials.precision import Precision
+
+    assert PRECISION_ORDER == [p.value for p in Precision]
+    symbols = [symbol_of(p.value, [p.value]) for p in Precision]
+    assert len(set(symbols)) == len(symbols) and symbols[0] == ("circle", "o")

@@ -56,3 +56,11 @@ def test_distinct_stopper_ignores_duplicates_and_the_baseline():
     assert not stop.stop_all()
     stop("ray-trial", {"spec_id": "b"})
     assert stop.stop_all()
+
+
+def test_frontier_tables_list_the_fastest_first_and_break_ties_on_latency():
+    from sweeps.pareto import fastest_first
+
+    rows = [row("slow", 10, 30), row("fast", 2, 30), row("tie-slower", 5, 30), row("tie", 4, 30)]
+    rows[2].metrics["speedup"] = rows[3].metrics["speedup"]  # same speedup, higher latency
+    assert [r.trial_id for r in fastest_first(rows)] == ["fast", "tie", "tie-slower", "slow"]
