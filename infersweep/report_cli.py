@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from infersweep.errors import fail as _fail
+from infersweep.errors import user_errors
 
 console = Console()
 
@@ -33,6 +33,7 @@ def _links(sweep, tracking_uri: Optional[str], ui_url: Optional[str]) -> dict[st
     return links
 
 
+@user_errors  # as every command in infersweep/cli.py, and also on an app of its own
 def report(
     sweep_name: str = typer.Argument(..., metavar="SWEEP", help="the sweep's name"),
     out: Optional[Path] = typer.Option(None, help="folder for the report (default: <sweep folder>/report)"),
@@ -46,22 +47,12 @@ def report(
 ):
     """Write the sweep's Pareto report: an interactive HTML page and a PNG of the main chart."""
     from dashboards.report import sweep_report
-    from sweeps import pareto
-    from sweeps.driver import SweepError, collect_rows, load_saved
-    from sweeps.trainable import trials_dir
-    from trials.spec import TrialReport
+    from sweeps.results import load_results
+    from sweeps.state import load_saved
 
-    try:
-        sweep = load_saved(sweep_name, storage)
-    except SweepError as exc:
-        _fail(str(exc))
-    baseline_id = sweep.trial_spec(sweep.baseline.model_dump()).trial_id()
-    baseline_path = trials_dir(sweep) / baseline_id / "report.json"
-    if not baseline_path.exists():
-        _fail(f"sweep {sweep_name} has no finished baseline yet ({baseline_path}); "
-              f"run or resume it first (infersweep resume {sweep_name})", code=1)
-    rows = collect_rows(sweep, TrialReport.from_json(baseline_path.read_text()))
-    front = pareto.frontier(rows, [(o.metric, o.mode) for o in sweep.objectives], sweep.constraints)
+    sweep = load_saved(sweep_name, storage)
+    results = load_results(sweep)
+    rows, front = results.rows, results.frontier
     run_links = _links(sweep, tracking_uri, ui_url) if links else {}
     paths = sweep_report(sweep, rows, front, run_links, out)
     console.print(f"{len(rows)} trials, {len(front)} on the Pareto frontier")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from ray.tune import Callback
 
-from sweeps.spec import SweepSpec
-from sweeps.trainable import SPEC_ID
+from sweeps.trainable import SPEC_ID, TrialPlan
 from trials.spec import TrialReport
+
+__all__ = ["MlflowTrialCallback", "ProgressCallback"]
 
 log = logging.getLogger(__name__)
 
@@ -17,13 +18,19 @@ log = logging.getLogger(__name__)
 class MlflowTrialCallback(Callback):
     """Logs each trial from the driver; MLflow being down loses nothing (reconciled at the end)."""
 
-    def __init__(self, sweep_json: str, runs, baseline: dict):
-        self.sweep_json = sweep_json
+    def __init__(self, plan: TrialPlan, runs, baseline: TrialReport):
+        self.plan = plan
         self.runs = runs
         self.baseline = baseline
 
-    def _spec(self, config: dict):
-        return SweepSpec.model_validate_json(self.sweep_json).trial_spec(config)
+    def __setstate__(self, state):
+        # Tune pickles callbacks with its state: a sweep interrupted before TrialPlan existed
+        # resumes with the sweep's JSON in their place
+        if "sweep_json" in state:
+            from sweeps.spec import SweepSpec
+
+            state["plan"] = TrialPlan.of(SweepSpec.model_validate_json(state.pop("sweep_json")))
+        self.__dict__.update(state)
 
     def _safely(self, what: str, fn, *args):
         try:
@@ -32,7 +39,7 @@ class MlflowTrialCallback(Callback):
             log.warning("MLflow %s failed (%s); it will be logged when the sweep finishes", what, exc)
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        spec = self._spec(trial.config)
+        spec = self.plan.trial_spec(trial.config)
         self._safely("start", self.runs.trial_started, spec.trial_id(), spec.short_name(), spec.knobs())
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -47,12 +54,11 @@ class MlflowTrialCallback(Callback):
         if not path.is_file():
             return
         report = TrialReport.from_json(path.read_text())
-        confidence = SweepSpec.model_validate_json(self.sweep_json).confidence
-        relative = relative_to(report, self.baseline, confidence) if report.ok else {}
+        relative = relative_to(report, self.baseline, self.plan.confidence) if report.ok else {}
         self._safely("log", self.runs.trial_finished, report, relative, path)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        spec = self._spec(trial.config)
+        spec = self.plan.trial_spec(trial.config)
         error = str(getattr(trial, "error_file", "") or "the trial's worker died")
         self._safely("error", self.runs.trial_errored, spec.trial_id(), spec.short_name(), spec.knobs(), error)
 

@@ -34,7 +34,7 @@ def _check_document_budget(sweep: SweepSpec) -> list[str]:
     import math
     import statistics
 
-    from sweeps.spec import parse_constraint
+    from sweeps.constraints import parse_constraint
 
     if sweep.confidence <= 0.5:
         return []
@@ -109,7 +109,7 @@ def _check_resources(sweep: SweepSpec) -> None:
 def _check_baseline(sweep: SweepSpec) -> None:
     from trials.feasibility import check
 
-    spec = sweep.trial_spec(sweep.baseline.model_dump())
+    spec = sweep.baseline_spec()
     reason = check(spec, declared_hardware(sweep))
     if reason:
         raise SweepSpecError(f"baseline ({spec.short_name()} on {spec.device}) cannot run: {reason}. "

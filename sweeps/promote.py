@@ -1,14 +1,18 @@
 """Choose the trial to promote: among the frontier, those meeting --where, best on one metric."""
 from __future__ import annotations
 
+from sweeps.constraints import constraint_violation, parse_constraint
 from sweeps.pareto import TrialRow
-from sweeps.spec import constraint_violation, parse_constraint
 from trials.errors import InfersweepError
 from trials.measure import METRICS
 
+__all__ = ["NothingToPromote", "choose"]
+
 
 class NothingToPromote(InfersweepError, ValueError):
-    pass
+    """No frontier trial meets the conditions: the sweep ran, the command could not finish."""
+
+    exit_code = 1
 
 
 def choose(frontier: list[TrialRow], where: list[str], metric: str, mode: str) -> TrialRow:

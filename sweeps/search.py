@@ -7,6 +7,10 @@ from ray.tune.search.optuna import OptunaSearch
 from sweeps.spec import SweepSpec
 from sweeps.trainable import SPEC_ID
 
+__all__ = ["ConstrainedOptunaSearch", "DistinctTrialsStopper", "distinct_target", "missing_trials", "num_samples",
+           "optuna_space", "release_stale_trials", "sampler", "searcher", "study_name", "study_storage",
+           "trials_to_show"]
+
 
 class ConstrainedOptunaSearch(OptunaSearch):
     """OptunaSearch that passes constraint values to Optuna (value > 0 = violated).

@@ -1,4 +1,8 @@
-"""The sweep spec: YAML validated by pydantic. Unknown keys and wrong types name their path."""
+"""The sweep spec: YAML validated by pydantic. Unknown keys and wrong types name their path.
+
+`model`, `task`, `dataset`, `baseline`, `resources.cpu` and `trial` are the sweep's trial
+template (sweeps/template.py): `trial_spec(point)` is that template with the point's knobs.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -8,18 +12,25 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sweeps.constraints import constraint_violation, parse_constraint
+from sweeps.template import DatasetSection, Knobs, Strict, TrialSection, absolute_if_local, point_spec, template_spec
 from trials.errors import InfersweepError
 from trials.measure import METRICS
 from trials.precision import PRECISIONS
 from trials.pruning import MAX_PRUNE_RATIO, PRUNING_METHODS
 from trials.runtimes import RUNTIMES
-from trials.spec import (ExtractiveSettings, GenerationSettings, StructuredPruningSettings, SummaryLength,
-                         TimingSettings, TrialSpec)
+from trials.spec import DEFAULT_MODEL, TrialSpec
+
+# constraint_violation and parse_constraint live in sweeps.constraints; importers of them from
+# here (dashboards, tests) keep working
+__all__ = ["DEFAULT_OBJECTIVES", "Objective", "Resources", "SearchSpec", "Space", "SweepSpec", "SweepSpecError",
+           "constraint_violation", "format_validation", "load_sweep_spec", "parse_constraint"]
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-CONSTRAINT = re.compile(r"^\s*([A-Za-z_0-9]+)\s*(<=|>=|<|>)\s*(-?[0-9.]+)\s*$")
+#: TrialSpec's type for `task` (the top-level key of a sweep file)
+Task = TrialSpec.model_fields["task"].annotation
 
 
 def _all_known(values, valid, what: str):
@@ -40,34 +51,6 @@ def _no_duplicates(values: list, what: str) -> list:
             raise ValueError(f"{what} {value!r} is listed twice; list each value once")
         seen.add(value)
     return values
-
-
-class Strict(BaseModel):
-    # strict: `batch_size: [true]` or `n: "12"` is an error, not a silent 1 or 12
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class DatasetSpec(Strict):
-    path: str = "sample"
-    n: int = Field(30, ge=1)
-    seed: int = 0
-    document_field: str = "document"
-    summary_field: str = "summary"
-
-    @field_validator("path")
-    @classmethod
-    def _local(cls, v):
-        return v if v == "sample" or v.startswith("hf:") else _absolute_if_local(v)
-
-
-class Knobs(Strict):
-    """One point of the space (also the baseline)."""
-
-    precision: str = "fp32"
-    runtime: str = "torch"
-    pruning: str = "none"
-    prune_ratio: float = 0.0
-    batch_size: int = 1
 
 
 class PruningSpace(Strict):
@@ -158,18 +141,6 @@ class Resources(Strict):
     accelerator_type: Optional[str] = None
 
 
-class TrialSettings(Strict):
-    device: Literal["cpu", "cuda"] = "cpu"
-    warmup: int = Field(1, ge=0)
-    repeats: int = Field(2, ge=1)
-    trust_remote_code: bool = False
-    generation: GenerationSettings = GenerationSettings()
-    extractive: ExtractiveSettings = ExtractiveSettings()
-    structured: StructuredPruningSettings = StructuredPruningSettings()
-    timing: TimingSettings = TimingSettings()
-    summary_length: SummaryLength = Field("auto", description="as TrialSpec.summary_length")
-
-
 class TrackingSpec(Strict):
     uri: Optional[str] = None
     experiment: Optional[str] = None
@@ -186,11 +157,6 @@ class StorageSpec(Strict):
         return str(Path(v).expanduser().resolve())
 
 
-def _absolute_if_local(value: str) -> str:
-    path = Path(value).expanduser()
-    return str(path.resolve()) if path.exists() else value
-
-
 DEFAULT_OBJECTIVES = [Objective(metric="latency_ms_per_sample", mode="min"),
                       Objective(metric="peak_memory_mb", mode="min"),
                       Objective(metric="rougeLsum", mode="max")]
@@ -198,9 +164,9 @@ DEFAULT_OBJECTIVES = [Objective(metric="latency_ms_per_sample", mode="min"),
 
 class SweepSpec(Strict):
     name: str
-    model: str = "all-MiniLM-L6-v2"
-    task: Literal["extractive", "seq2seq"] = "extractive"
-    dataset: DatasetSpec = DatasetSpec()
+    model: str = DEFAULT_MODEL
+    task: Task = "extractive"
+    dataset: DatasetSection = DatasetSection()
     baseline: Knobs = Knobs()
     space: Space = Space()
     search: SearchSpec = SearchSpec()
@@ -209,14 +175,14 @@ class SweepSpec(Strict):
     #: a quality constraint holds when its interval's worst end meets it (0.5: the point estimate)
     confidence: float = Field(0.95, ge=0.5, lt=1.0)
     resources: Resources = Resources()
-    trial: TrialSettings = TrialSettings()
+    trial: TrialSection = TrialSection()
     tracking: TrackingSpec = TrackingSpec()
     storage: StorageSpec = Field(default_factory=StorageSpec)
 
     @field_validator("model")
     @classmethod
     def _model(cls, v):
-        return _absolute_if_local(v)
+        return absolute_if_local(v)
 
     @field_validator("name")
     @classmethod
@@ -240,55 +206,27 @@ class SweepSpec(Strict):
         return v
 
     @model_validator(mode="after")
-    def _space_not_empty(self):
+    def _runnable(self):
         self.space.axes()
-        self.trial_spec(self.baseline.model_dump())  # the baseline itself must be a valid trial
+        self.baseline_spec()  # the template, then the baseline itself, must be valid trials
         return self
 
+    def template(self) -> TrialSpec:
+        """Every trial's spec but for its knobs (which are at TrialSpec's defaults here)."""
+        return template_spec(self.model, self.task, self.dataset, self.trial, cpus=max(int(self.resources.cpu), 1))
+
     def trial_spec(self, knobs: dict) -> TrialSpec:
-        """The TrialSpec of one point of the space."""
-        knobs = dict(knobs)
-        pruning = knobs.pop("pruning", "none")
-        if ":" in str(pruning):
-            method, ratio = pruning.split(":")
-            knobs.update(pruning=method, prune_ratio=float(ratio))
-        else:
-            knobs.setdefault("prune_ratio", 0.0)
-            knobs["pruning"] = pruning
-        return TrialSpec(
-            model=self.model, task=self.task, dataset=self.dataset.path, n=self.dataset.n,
-            seed=self.dataset.seed, document_field=self.dataset.document_field,
-            summary_field=self.dataset.summary_field, device=self.trial.device,
-            cpus=max(int(self.resources.cpu), 1), warmup=self.trial.warmup, repeats=self.trial.repeats,
-            trust_remote_code=self.trial.trust_remote_code, generation=self.trial.generation,
-            extractive=self.trial.extractive, structured=self.trial.structured,
-            summary_length=self.trial.summary_length, timing=self.trial.timing, **knobs)
+        """The TrialSpec of one point of the space: the template with the point's knobs."""
+        return point_spec(self.template(), knobs)
+
+    def baseline_spec(self) -> TrialSpec:
+        return point_spec(self.template(), self.baseline.model_dump(), knobs_in="baseline")
 
     def spec_hash(self) -> str:
         return hashlib.sha1(self.model_dump_json().encode()).hexdigest()[:12]
 
     def sweep_dir(self) -> Path:
         return Path(self.storage.path).expanduser().resolve() / self.name
-
-
-def parse_constraint(text: str) -> tuple[str, str, float]:
-    match = CONSTRAINT.match(text)
-    if not match:
-        raise ValueError(f"constraint {text!r} must look like 'METRIC <= NUMBER' (operators <=, >=, <, >)")
-    metric, op, value = match.group(1), match.group(2), float(match.group(3))
-    _all_known([metric], METRICS, "metric")
-    return metric, op, value
-
-
-def constraint_violation(text: str, metrics: dict[str, float]) -> float:
-    """How far `metrics` violate a constraint: <= 0 satisfied, > 0 violated (Optuna's sign)."""
-    metric, op, bound = parse_constraint(text)
-    # with an interval, its worst end must meet the bound: undecided counts as not met
-    worst = f"{metric}_ci_high" if op in ("<=", "<") else f"{metric}_ci_low"
-    value = metrics.get(worst, metrics.get(metric))
-    if value is None:
-        return 1.0
-    return value - bound if op in ("<=", "<") else bound - value
 
 
 def load_sweep_spec(path: str | Path, **overrides) -> SweepSpec:

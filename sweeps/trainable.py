@@ -3,9 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sweeps.spec import SweepSpec, constraint_violation
+from pydantic import BaseModel, ConfigDict
+
+from sweeps.constraints import constraint_violation
+from sweeps.spec import Objective, SweepSpec
+from sweeps.template import point_spec
 from trials.measure import relative_to
-from trials.spec import TrialReport
+from trials.spec import TrialReport, TrialSpec
+
+__all__ = ["INFEASIBLE_KEY", "SPEC_ID", "WORST", "TrialPlan", "constraint_keys", "run_or_reuse", "sweep_trial",
+           "trials_dir", "tune_result"]
 
 WORST = {"min": 1e6, "max": -1e6}
 INFEASIBLE_KEY = "infeasible"
@@ -13,49 +20,70 @@ INFEASIBLE_KEY = "infeasible"
 SPEC_ID = "spec_id"
 
 
-def constraint_keys(sweep: SweepSpec) -> list[str]:
-    return [INFEASIBLE_KEY] + [f"constraint_{i}" for i in range(len(sweep.constraints))]
-
-
 def trials_dir(sweep: SweepSpec) -> Path:
     return sweep.sweep_dir() / "trials"
 
 
-def run_or_reuse(sweep: SweepSpec, knobs: dict) -> tuple[TrialReport, Path, bool]:
+class TrialPlan(BaseModel):
+    """What every trial of a sweep shares, all a worker or a driver callback needs: the trial
+    template, where reports go, and how a result is scored (not the whole sweep file)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    template: TrialSpec
+    trials_dir: Path
+    objectives: tuple[Objective, ...]
+    constraints: tuple[str, ...]
+    confidence: float
+
+    @classmethod
+    def of(cls, sweep: SweepSpec) -> "TrialPlan":
+        return cls(template=sweep.template(), trials_dir=trials_dir(sweep), objectives=tuple(sweep.objectives),
+                   constraints=tuple(sweep.constraints), confidence=sweep.confidence)
+
+    def trial_spec(self, knobs: dict) -> TrialSpec:
+        """The TrialSpec of one point of the space (as SweepSpec.trial_spec)."""
+        return point_spec(self.template, knobs)
+
+
+def constraint_keys(plan: TrialPlan) -> list[str]:
+    return [INFEASIBLE_KEY] + [f"constraint_{i}" for i in range(len(plan.constraints))]
+
+
+def run_or_reuse(plan: TrialPlan, knobs: dict) -> tuple[TrialReport, Path, bool]:
     """Run the trial for `knobs` unless its report already exists (duplicates, resumes)."""
     from trials.engine import run_trial
 
-    spec = sweep.trial_spec(knobs)
-    directory = trials_dir(sweep) / spec.trial_id()
+    spec = plan.trial_spec(knobs)
+    directory = plan.trials_dir / spec.trial_id()
     path = directory / "report.json"
     if path.exists():
         return TrialReport.from_json(path.read_text()), path, True
     return run_trial(spec, directory), path, False
 
 
-def tune_result(sweep: SweepSpec, report: TrialReport, baseline: TrialReport) -> dict:
+def tune_result(plan: TrialPlan, report: TrialReport, baseline: TrialReport) -> dict:
     """Every objective finite (worst case when the trial did not run) plus constraint values
     (> 0 = violated) so the sampler learns to avoid infeasible corners."""
     ok = report.status == "ok"
-    metrics = {**report.metrics, **relative_to(report, baseline, sweep.confidence)} if ok else {}
-    result = {o.metric: float(metrics.get(o.metric, WORST[o.mode])) for o in sweep.objectives}
+    metrics = {**report.metrics, **relative_to(report, baseline, plan.confidence)} if ok else {}
+    result = {o.metric: float(metrics.get(o.metric, WORST[o.mode])) for o in plan.objectives}
     result[INFEASIBLE_KEY] = 0.0 if ok else 1.0
-    for i, text in enumerate(sweep.constraints):
+    for i, text in enumerate(plan.constraints):
         result[f"constraint_{i}"] = float(constraint_violation(text, metrics)) if ok else 1.0
-    objectives = {o.metric for o in sweep.objectives}
+    objectives = {o.metric for o in plan.objectives}
     result.update({f"m_{k}": float(v) for k, v in metrics.items() if k not in objectives})
     result.update({"status": report.status, SPEC_ID: report.trial_id})
     return result
 
 
-def sweep_trial(config: dict, sweep_json: str, baseline_json: str) -> dict:
+def sweep_trial(config: dict, plan: TrialPlan, baseline_json: str) -> dict:
     """The Ray Tune function trainable: one trial in this (fresh) worker process."""
     from ray import tune
 
-    sweep = SweepSpec.model_validate_json(sweep_json)
     baseline = TrialReport.from_json(baseline_json)
-    report, path, reused = run_or_reuse(sweep, config)
-    result = tune_result(sweep, report, baseline)
+    report, path, reused = run_or_reuse(plan, config)
+    result = tune_result(plan, report, baseline)
     # the report itself too: the driver keeps a copy when the workers' disks are not shared
     result.update(report_path=str(path), reused=reused, report_json=report.to_json())
     tune.report(result)

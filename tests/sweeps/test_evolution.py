@@ -1,8 +1,9 @@
 """Relaunching a sweep whose file changed: continue, restart, or a clear refusal (no Ray needed)."""
 import pytest
 
-from sweeps.driver import SweepError, changed_fields, prepare_dir
+from sweeps.errors import SweepError
 from sweeps.spec import SweepSpec
+from sweeps.state import changed_fields, prepare_dir
 from sweeps.trainable import trials_dir
 from trials.engine import write_report
 from trials.spec import TrialReport

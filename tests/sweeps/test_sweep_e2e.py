@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from infersweep.sweep_cli import write_sweep_report
 from sweeps.driver import run_sweep
 from sweeps.spec import load_sweep_spec
 
@@ -62,7 +63,7 @@ def check_runs(uri: str, sweep_dir: Path, sweep: str):
 def test_grid_sweep_logs_every_trial_and_finds_a_frontier(tmp_path, ray_local):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sweep = load_sweep_spec(small_sweep(tmp_path))
-    result = run_sweep(sweep, tracking_uri=uri, progress=False, say=lambda _: None)
+    result = run_sweep(sweep, tracking_uri=uri, progress=False, say=lambda _: None, report=write_sweep_report)
     statuses = sorted(r.status for r in result.rows)
     assert statuses.count("infeasible") == 2 and statuses.count("ok") == 4  # fp16 x 2 batch sizes
     assert result.frontier and all(r.status == "ok" for r in result.frontier)

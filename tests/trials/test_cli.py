@@ -3,6 +3,7 @@ import json
 from typer.testing import CliRunner
 
 from infersweep.cli import app
+from trials.errors import InfersweepError
 
 runner = CliRunner()
 
@@ -34,3 +35,40 @@ def test_missing_dataset_is_a_clear_error():
     result = runner.invoke(app, ["trial", "--dataset", "/no/such.jsonl"])
     assert result.exit_code == 2
     assert "not found" in result.output
+
+
+class _DeepError(InfersweepError, ValueError):
+    """An error a user can fix, raised far below the command."""
+
+
+def _raise(error):
+    def fail(*args, **kwargs):
+        raise error
+
+    return fail
+
+
+def test_an_infersweep_error_from_deep_down_is_one_red_line_and_exit_2(monkeypatch):
+    monkeypatch.setattr("trials.models.resolve_model", _raise(_DeepError("model: fix the path\nor the name")))
+    result = runner.invoke(app, ["trial"])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert result.output.strip() == "error: model: fix the path or the name"
+
+
+def test_an_error_that_says_its_exit_code_ends_with_it(monkeypatch):
+    error = _DeepError("the server went away")
+    error.exit_code = 1
+    monkeypatch.setattr("trials.models.resolve_model", _raise(error))
+    assert runner.invoke(app, ["trial"]).exit_code == 1
+
+
+def test_other_exceptions_are_not_turned_into_user_errors(monkeypatch):
+    monkeypatch.setattr("trials.models.resolve_model", _raise(KeyError("a bug")))
+    result = runner.invoke(app, ["trial"])
+    assert isinstance(result.exception, KeyError)
+
+
+def test_every_command_catches_infersweep_errors_the_same_way():
+    assert app.registered_commands
+    for command in app.registered_commands:
+        assert getattr(command.callback, "__wrapped__", None), command.callback

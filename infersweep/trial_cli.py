@@ -1,0 +1,97 @@
+"""`infersweep trial`: one trial, measured and printed (no Ray, no MLflow)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from infersweep.errors import fail, validation_message
+from infersweep.quiet import quiet_libraries
+
+__all__ = ["print_report", "trial"]
+
+console = Console()
+
+
+def trial(
+    model: str = typer.Option("all-MiniLM-L6-v2", help="save_pretrained() dir, hub id, or bundled name"),
+    task: str = typer.Option("extractive", help="extractive | seq2seq"),
+    dataset: str = typer.Option("sample", help="JSONL/CSV path, 'sample', or hf:NAME[:CONFIG]:SPLIT"),
+    n: int = typer.Option(50, help="documents to evaluate (a deterministic subset)"),
+    precision: str = typer.Option("fp32", help="fp32 | fp16 | bf16 | int8_dynamic | int8_static | int4_weight"),
+    pruning: Optional[str] = typer.Option(None, help="none | unstructured | structured | semi_structured_2_4 (default: unstructured if --prune > 0)"),
+    prune: float = typer.Option(0.0, help="pruning ratio in [0, 0.95]"),
+    head_ratio: Optional[float] = typer.Option(None, help="structured: share of attention heads removed "
+                                                          "(default: --prune)"),
+    ffn_ratio: Optional[float] = typer.Option(None, help="structured: share of FFN neurons removed (default: --prune)"),
+    importance: str = typer.Option("activation", help="structured: rank by activation (calibration slice) | weight"),
+    runtime: str = typer.Option("torch", help="runtime name"),
+    batch_size: int = typer.Option(1, help="documents per batch"),
+    device: str = typer.Option("cpu", help="cpu | cuda"),
+    cpus: int = typer.Option(2, help="threads for torch / ONNX Runtime"),
+    warmup: int = typer.Option(2, help="warm-up batches"),
+    repeats: int = typer.Option(2, help="timed passes over the evaluation slice"),
+    seed: int = typer.Option(0),
+    document_field: str = typer.Option("document", help="dataset field holding the document"),
+    summary_field: str = typer.Option("summary", help="dataset field holding the reference summary"),
+    summary_length: str = typer.Option("auto", help="extractive: auto (the median sentence count of the "
+                                       "references not evaluated), N sentences (3) or N words (60w)"),
+    out: Optional[Path] = typer.Option(None, help="trial directory (default .infersweep/trials/ID)"),
+    as_json: bool = typer.Option(False, "--json", help="print the JSON report instead of a table"),
+):
+    """Run one trial and print its latency, memory and ROUGE."""
+    quiet_libraries()
+    from trials import TrialSpec, run_trial
+
+    fields = dict(model=model, task=task, dataset=dataset, n=n, precision=precision,
+                  pruning=pruning or ("unstructured" if prune > 0 else "none"), prune_ratio=prune,
+                  runtime=runtime, batch_size=batch_size, device=device, cpus=cpus, warmup=warmup,
+                  repeats=repeats, seed=seed, document_field=document_field, summary_field=summary_field,
+                  summary_length=summary_length, structured={"head_ratio": head_ratio, "ffn_ratio": ffn_ratio, "importance": importance})
+    try:
+        spec = TrialSpec(**fields)
+    except ValidationError as exc:
+        fail(validation_message(exc))
+    _check_inputs(spec)
+    with console.status(f"running trial {spec.short_name()} on {spec.n} documents..."):
+        report = run_trial(spec, out)
+    from trials.engine import trial_dir
+
+    where = trial_dir(spec, out) / "report.json"
+    if as_json:
+        print(report.to_json())
+    else:
+        print_report(report, where)
+    raise typer.Exit(0 if report.status in ("ok", "infeasible") else 1)
+
+
+def _check_inputs(spec) -> None:
+    """Bad model or dataset paths fail here (ModelNotFound, DatasetError), before anything loads."""
+    from trials.data import load_examples
+    from trials.models import resolve_model
+
+    resolve_model(spec.model)
+    load_examples(spec.dataset, spec.document_field, spec.summary_field)
+
+
+def print_report(report, where: Path) -> None:
+    from trials.measure import METRICS
+
+    spec = report.spec
+    colour = {"ok": "green", "infeasible": "yellow"}.get(report.status, "red")
+    console.print(f"[bold]{spec.short_name()}[/]  model={spec.model} task={spec.task} "
+                  f"dataset={spec.dataset} n={spec.n}  status=[{colour}]{report.status}[/]")
+    if report.reason:
+        console.print(f"reason: {report.reason}")
+    if report.metrics:
+        table = Table("metric", "value", "unit")
+        for name, value in report.metrics.items():
+            table.add_row(name, f"{value:,.3f}", METRICS[name].unit if name in METRICS else "")
+        console.print(table)
+    for note in report.notes:
+        console.print(f"note: {note}")
+    console.print(f"report: {where}")
