@@ -216,10 +216,15 @@ def reports(sweep_dir: Path) -> dict[str, dict]:
 
 
 def assert_one_run_per_trial(uri: str, sweep_dir: Path, name: str) -> dict:
-    """Exactly one run per report on disk, FINISHED (ok) or FAILED, none RUNNING."""
+    """Exactly one run per report on disk, FINISHED (ok) or FAILED, none RUNNING, each a child of
+    the sweep's one parent run and holding its report's knobs and metrics."""
     from tracking.sweep_runs import SweepRuns
+    from trials import TrialSpec
 
     runs = SweepRuns(name, uri)
+    parents = runs.client.search_runs(
+        [runs.experiment_id], filter_string=f"tags.`infersweep.sweep` = '{name}' and tags.`infersweep.kind` = 'sweep'")
+    assert [p.info.status for p in parents] == ["FINISHED"]
     by_trial: dict[str, list] = {}
     for run in runs.trial_runs():
         by_trial.setdefault(run.data.tags["infersweep.trial_id"], []).append(run)
@@ -231,11 +236,13 @@ def assert_one_run_per_trial(uri: str, sweep_dir: Path, name: str) -> dict:
         expected = "FAILED" if report["status"] in ("oom", "failed") else "FINISHED"  # infeasible: FINISHED
         assert run.info.status == expected, (trial_id, run.info.status)
         assert run.data.tags["status"] == report["status"]
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id, trial_id
+        knobs = TrialSpec.model_validate(report["spec"]).knobs()
+        assert run.data.params == {key: str(value) for key, value in knobs.items()}, trial_id
         if report["status"] == "ok":
             assert "latency_ms_per_sample" in run.data.metrics and "rougeLsum" in run.data.metrics
-    parents = runs.client.search_runs(
-        [runs.experiment_id], filter_string=f"tags.`infersweep.sweep` = '{name}' and tags.`infersweep.kind` = 'sweep'")
-    assert [p.info.status for p in parents] == ["FINISHED"]
+        for metric, value in report["metrics"].items():  # the values on disk (a re-measured baseline: the latest)
+            assert run.data.metrics.get(metric) == pytest.approx(value, rel=1e-9), (trial_id, metric)
     return by_trial
 
 

@@ -47,7 +47,9 @@ def test_pickled_tracking_state_holds_no_credentials(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
     runs = SweepRuns("sec", f"sqlite:///{tmp_path / 'mlflow.db'}", spec_hash="abc")
     runs.parent_run_id()  # a live client inside
-    assert runs._client is not None
+    from mlflow.tracking import MlflowClient
+
+    assert isinstance(runs._client, MlflowClient)
     callback = MlflowTrialCallback('{"name": "sec"}', runs, {"latency_ms_per_sample": 1.0})
     for blob in (pickle.dumps(runs), pickle.dumps(callback)):
         assert PASSWORD.encode() not in blob and b"sweeper" not in blob

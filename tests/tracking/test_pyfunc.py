@@ -70,6 +70,10 @@ def registered(tmp_path_factory):
     assert done.returncode == 0, done.stderr[-3000:]
     model_uri = json.loads(done.stdout.split("PROMOTED ", 1)[1])
     assert not (cwd / "mlruns").exists()  # artifacts go next to the store, never into the working dir
+    (mlmodel,) = (root / "mlartifacts").rglob("MLmodel")  # the one logged model, with its code and variant
+    model = mlmodel.parent
+    assert (model / "pyfunc.py").is_file() and (model / "artifacts" / "variant").is_dir()
+    assert "mlflow.pyfunc.loaders.code_model" in mlmodel.read_text() and not list(model.rglob("*.pkl"))
     previous = mlflow.get_tracking_uri()
     yield uri, model_uri, done.stderr
     mlflow.set_tracking_uri(previous)  # the in-process CLI calls point MLflow at this store

@@ -1,5 +1,7 @@
 """Trials end to end on the bundled model and data, and the seq2seq path on tiny models."""
 import json
+from functools import cache
+from pathlib import Path
 
 import pytest
 
@@ -8,6 +10,30 @@ from trials.measure import METRICS
 
 EXPECTED = {"latency_ms_per_sample", "latency_ms_p50", "latency_ms_p95", "latency_ms_p99",
             "throughput_samples_per_s", "peak_memory_mb", "model_size_mb", "rouge1", "rouge2", "rougeLsum"}
+MiB = 2**20
+
+
+@cache
+def bundled_counts() -> tuple[int, int]:
+    """(parameters, weights of its nn.Linear layers) of the bundled MiniLM encoder."""
+    import torch
+    from transformers import AutoModel
+
+    from trials.models import resolve_model
+
+    model = AutoModel.from_pretrained(resolve_model("all-MiniLM-L6-v2"))
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    return sum(p.numel() for p in model.parameters()), linear
+
+
+def state_mb(model) -> float:
+    """The bytes of a model's state dict, each shared (tied) tensor once: what torch.save writes."""
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in model.state_dict().values()}
+    return sum(storages.values()) / MiB
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
 
 
 def test_extractive_trial_measures_everything(quick_spec, tmp_path):
@@ -17,9 +43,18 @@ def test_extractive_trial_measures_everything(quick_spec, tmp_path):
     assert set(report.metrics) <= set(METRICS)
     m = report.metrics
     assert 0 < m["latency_ms_p50"] <= m["latency_ms_p95"] <= m["latency_ms_p99"]
-    assert m["model_size_mb"] > 50  # fp32 MiniLM is ~87 MB
+    params, _ = bundled_counts()
+    assert m["model_size_mb"] == pytest.approx(params * 4 / MiB, rel=0.01)  # fp32: 4 bytes a parameter
+    assert m["model_size_mb"] == Path(report.artifact["path"]).stat().st_size / MiB
     assert 5 < m["rougeLsum"] < 100
-    assert len(report.sample_summaries) == 3 and all(report.sample_summaries)
+    # each summary: summary_length ('auto' -> 3 here) sentences of its own document
+    from trials.data import eval_slice, load_examples
+
+    documents = [e.document for e in eval_slice(load_examples("sample"), 3, 0)]
+    assert report.artifact["summary_length"] == "3" and len(report.sample_summaries) == 3
+    for summary, document in zip(report.sample_summaries, documents):
+        lines = summary.split("\n")
+        assert len(lines) == 3 and all(_words(line) in _words(document) for line in lines), summary
     saved = TrialReport.from_json((tmp_path / "report.json").read_text())
     assert saved == report
 
@@ -29,6 +64,9 @@ def test_int8_trial_is_smaller_than_fp32(quick_spec, tmp_path):
     int8 = run_trial(quick_spec(precision="int8_dynamic"), tmp_path / "b")
     assert int8.status == "ok", int8.reason
     assert int8.metrics["model_size_mb"] < 0.8 * fp32.metrics["model_size_mb"]
+    # dynamic int8 stores the Linear weights in 1 byte instead of 4; embeddings stay fp32
+    params, linear = bundled_counts()
+    assert int8.metrics["model_size_mb"] == pytest.approx(((params - linear) * 4 + linear) / MiB, rel=0.02)
 
 
 def test_unstructured_pruning_report_is_honest(quick_spec, tmp_path):
@@ -36,6 +74,10 @@ def test_unstructured_pruning_report_is_honest(quick_spec, tmp_path):
     assert report.status == "ok", report.reason
     assert report.artifact["sparsity"] == pytest.approx(0.3, abs=0.01)
     assert any("unchanged" in note for note in report.notes)
+    # zeros are stored like any weight: the same parameters, as large on disk as the dense model
+    params, _ = bundled_counts()
+    assert report.artifact["params_before"] == report.artifact["params_after"] == params
+    assert report.metrics["model_size_mb"] == pytest.approx(params * 4 / MiB, rel=0.01)
 
 
 def test_infeasible_trial_loads_nothing_and_is_recorded(quick_spec, tmp_path):
@@ -61,6 +103,10 @@ def test_seq2seq_trial_with_tiny_model(request, fixture, tmp_path):
     assert report.status == "ok", report.reason
     assert set(report.metrics) == EXPECTED
     assert len(report.sample_summaries) == 3
+    from transformers import AutoModelForSeq2SeqLM
+
+    expected_mb = state_mb(AutoModelForSeq2SeqLM.from_pretrained(model_dir))  # fp32, tied weights once
+    assert report.metrics["model_size_mb"] == pytest.approx(expected_mb, rel=0.02)
 
 
 def test_seq2seq_int8_on_tiny_t5(tiny_t5_dir, tmp_path):
@@ -68,6 +114,14 @@ def test_seq2seq_int8_on_tiny_t5(tiny_t5_dir, tmp_path):
                      repeats=1, cpus=1, generation={"num_beams": 1, "max_new_tokens": 4})
     report = run_trial(spec, tmp_path)
     assert report.status == "ok", report.reason
+    assert len(report.sample_summaries) == 2
+    # every Linear layer of the model was saved quantized (its packed int8 weight)
+    import torch
+    from transformers import AutoModelForSeq2SeqLM
+
+    linears = sum(isinstance(m, torch.nn.Linear) for m in AutoModelForSeq2SeqLM.from_pretrained(tiny_t5_dir).modules())
+    saved = torch.load(report.artifact["path"], weights_only=False)
+    assert linears == sum(key.endswith("._packed_params._packed_params") for key in saved) == 33
 
 
 def _write_jsonl(path, rows):

@@ -259,7 +259,14 @@ def test_seq2seq_trial_on_onnxruntime_gives_torchs_summaries_and_rouge(name, mod
     for metric in ("rouge1", "rouge2", "rougeLsum"):
         assert ort.metrics[metric] == torch_.metrics[metric]
     assert ort.artifact["cache"] in ("hit", "miss") and "export" in ort.artifact["cache_steps"]
-    assert ort.metrics["model_size_mb"] > 0
+    from transformers import AutoConfig
+
+    from trials.runtimes.onnx_seq2seq import graph_sizes_mb
+
+    graphs = graph_sizes_mb(ort.artifact["path"])  # the size is all three graphs on disk
+    assert ort.metrics["model_size_mb"] == pytest.approx(sum(graphs.values()))
+    config = AutoConfig.from_pretrained(model_dirs[name])  # each fp32 graph holds the token embedding
+    assert min(graphs.values()) > config.vocab_size * config.d_model * 4 / 2**20, graphs
 
 
 # --- feasibility -----------------------------------------------------------------------------

@@ -16,5 +16,9 @@ def test_saved_variant_summarizes_like_its_trial(pruning, ratio, tmp_path):
     served = Summarizer(variant).summarize(documents)
     assert served[:len(report.sample_summaries)] == report.sample_summaries
     weights = sum(f.stat().st_size for f in (variant / MODEL_DIR).glob("*.safetensors")) / 2**20
+    # the trial's parameters after pruning, fp32: 4 bytes each
+    assert weights == pytest.approx(report.artifact["params_after"] * 4 / 2**20, rel=0.01)
     if pruning == "structured":  # the smaller shapes are saved, not zeros
         assert weights < 0.9 * report.artifact["params_before"] * 4 / 2**20
+    else:  # zeros in the same shapes
+        assert report.artifact["params_after"] == report.artifact["params_before"]

@@ -42,7 +42,10 @@ def test_noisy_runs_stop_at_the_cap_and_say_so():
         run.add(ms, 1)
     assert run.done() and not run.stable()
     summary = run.summary()
-    assert summary["noisy"] and summary["cv_pct"] > 50
+    # mean 23.5, sample stdev sqrt(1297 / 3) = 20.79: CV 88.48%; median 19.5 with the 95%
+    # interval of 4 values = (min, max) = (5, 50): +-30.5 / 19.5 = 156.41%
+    assert summary["noisy"] and summary["cv_pct"] == 88.48
+    assert summary["median_halfwidth_pct"] == 156.41
 
 
 @pytest.mark.parametrize("values", [[10.0, 10.4, 9.8, 10.1, 9.9, 10.2, 10.0, 9.7, 10.3, 10.0]])
@@ -50,7 +53,9 @@ def test_spread_of_a_tight_run_is_small(values):
     run = LatencyRun(full_size=1)
     for v in values:
         run.add(v, 1)
-    assert run.spread_pct() < 5
+    # median 10.0; 95% ranks 5 -+ 1.96 * sqrt(10) / 2 -> sorted[1] = 9.8 .. sorted[9] = 10.4:
+    # the wider side, 0.4, is 4% of the median
+    assert run.spread_pct() == pytest.approx(4.0)
 
 
 def test_documents_of_different_lengths_are_not_noise():
