@@ -51,6 +51,8 @@ LOCAL_HINT = "or leave --address out to run on a local Ray instance"
 class ConnectError(InfersweepError, RuntimeError):
     """An address that cannot be used; the message says what to pass instead."""
 
+    exit_code = 1  # a cluster that does not answer: the sweep could not start
+
 
 def address_kind(address: str | None) -> str:
     """'local', 'auto', 'client' (ray://) or 'gcs' (HOST:PORT of a running cluster)."""

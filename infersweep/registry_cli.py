@@ -48,6 +48,7 @@ def promote(
     quiet_libraries()
     from sweeps.promote import choose
     from sweeps.results import load_results, read_report
+    from trials.measure import LATENCY_PER_SAMPLE
     from sweeps.state import load_saved
     from tracking.registry import promote_variant
     from tracking.store import resolve_uri
@@ -55,7 +56,7 @@ def promote(
 
     if minimize and maximize:
         fail("give --minimize or --maximize, not both")
-    metric, mode = (maximize, "max") if maximize else (minimize or "latency_ms_per_sample", "min")
+    metric, mode = (maximize, "max") if maximize else (minimize or LATENCY_PER_SAMPLE, "min")
     _check_where(where, metric)
     sweep = load_saved(sweep_name, storage)
     row = choose(load_results(sweep).frontier, where, metric, mode)

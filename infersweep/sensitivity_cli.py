@@ -13,7 +13,9 @@ from typing import List
 import typer
 from rich.console import Console
 
-from infersweep.errors import fail as _fail, validation_message
+from infersweep.errors import fail as _fail, user_errors, validation_message
+from trials.precision import PRECISIONS
+from trials.runtimes import RUNTIMES
 
 console = Console()
 err = Console(stderr=True)
@@ -42,6 +44,7 @@ def _progress(where: Console):
                                     markup=False, highlight=False)
 
 
+@user_errors
 def sensitivity(
     model: str = typer.Option("all-MiniLM-L6-v2", help="save_pretrained() dir, hub id, or bundled name"),
     dataset: str = typer.Option("sample", help="JSONL/CSV path, 'sample', or hf:NAME[:CONFIG]:SPLIT"),
@@ -53,8 +56,8 @@ def sensitivity(
                                                 "scan (0 skips it)"),
     time_layers: bool = typer.Option(False, help="also time the per-layer variants (ROUGE only by default)"),
     importance: str = typer.Option("activation", help="activation (calibration slice) | weight"),
-    precision: str = typer.Option("fp32", help="precision every variant runs in (e.g. int8_dynamic)"),
-    runtime: str = typer.Option("torch", help="runtime every variant runs on"),
+    precision: str = typer.Option("fp32", help=f"precision every variant runs in: {', '.join(PRECISIONS)}"),
+    runtime: str = typer.Option("torch", help=f"runtime every variant runs on: {', '.join(RUNTIMES)}"),
     batch_size: int = typer.Option(8, help="documents per batch"),
     cpus: int = typer.Option(2, help="threads for torch / ONNX Runtime"),
     warmup: int = typer.Option(1, help="warm-up batches per variant"),
@@ -76,8 +79,8 @@ def sensitivity(
 
     quiet_libraries()
     from dashboards.sensitivity import table, write_plot
-    from trials.data import DatasetError, load_examples
-    from trials.models import ModelNotFound, resolve_model
+    from trials.data import load_examples
+    from trials.models import resolve_model
     from trials.sensitivity import KINDS, Scanner, space_yaml, suggest_ratios
     from trials.spec import TrialSpec
 
@@ -95,11 +98,8 @@ def sensitivity(
                          document_field=document_field, summary_field=summary_field)
     except ValidationError as exc:
         _fail(validation_message(exc))
-    try:
-        resolve_model(spec.model)
-        load_examples(spec.dataset, spec.document_field, spec.summary_field)
-    except (ModelNotFound, DatasetError) as exc:
-        _fail(str(exc))
+    resolve_model(spec.model)  # a missing model or dataset (InfersweepErrors) ends here, before anything loads
+    load_examples(spec.dataset, spec.document_field, spec.summary_field)
 
     quiet = emit_space or as_json
     status = err if quiet else console

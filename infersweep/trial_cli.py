@@ -11,6 +11,10 @@ from rich.table import Table
 
 from infersweep.errors import fail, validation_message
 from infersweep.quiet import quiet_libraries
+from trials.models import ADAPTERS
+from trials.precision import PRECISIONS
+from trials.pruning import PRUNING_METHODS
+from trials.runtimes import RUNTIMES
 
 __all__ = ["print_report", "trial"]
 
@@ -19,17 +23,18 @@ console = Console()
 
 def trial(
     model: str = typer.Option("all-MiniLM-L6-v2", help="save_pretrained() dir, hub id, or bundled name"),
-    task: str = typer.Option("extractive", help="extractive | seq2seq"),
+    task: str = typer.Option("extractive", help=" | ".join(ADAPTERS)),
     dataset: str = typer.Option("sample", help="JSONL/CSV path, 'sample', or hf:NAME[:CONFIG]:SPLIT"),
     n: int = typer.Option(50, help="documents to evaluate (a deterministic subset)"),
-    precision: str = typer.Option("fp32", help="fp32 | fp16 | bf16 | int8_dynamic | int8_static | int4_weight"),
-    pruning: Optional[str] = typer.Option(None, help="none | unstructured | structured | semi_structured_2_4 (default: unstructured if --prune > 0)"),
+    precision: str = typer.Option("fp32", help=" | ".join(PRECISIONS)),
+    pruning: Optional[str] = typer.Option(None, help=f"{' | '.join(PRUNING_METHODS)} (default: unstructured if "
+                                                     "--prune > 0)"),
     prune: float = typer.Option(0.0, help="pruning ratio in [0, 0.95]"),
     head_ratio: Optional[float] = typer.Option(None, help="structured: share of attention heads removed "
                                                           "(default: --prune)"),
     ffn_ratio: Optional[float] = typer.Option(None, help="structured: share of FFN neurons removed (default: --prune)"),
     importance: str = typer.Option("activation", help="structured: rank by activation (calibration slice) | weight"),
-    runtime: str = typer.Option("torch", help="runtime name"),
+    runtime: str = typer.Option("torch", help=" | ".join(RUNTIMES)),
     batch_size: int = typer.Option(1, help="documents per batch"),
     device: str = typer.Option("cpu", help="cpu | cuda"),
     cpus: int = typer.Option(2, help="threads for torch / ONNX Runtime"),

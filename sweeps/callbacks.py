@@ -8,6 +8,7 @@ from pathlib import Path
 from ray.tune import Callback
 
 from sweeps.trainable import SPEC_ID, TrialPlan
+from trials.measure import SPEEDUP
 from trials.spec import TrialReport
 
 __all__ = ["MlflowTrialCallback", "ProgressCallback"]
@@ -114,7 +115,7 @@ class ProgressCallback(Callback):
         front = frontier(rows, self.objectives, self.constraints)
         parts = [f"{k} {v}" for k, v in sorted(counts.items())]
         if front:
-            best = max(r.metrics.get("speedup", 0.0) for r in front)
+            best = max(r.metrics.get(SPEEDUP, 0.0) for r in front)
             parts.append(f"frontier {len(front)} (best {best:.2f}x)")
         return " · ".join(parts)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from sweeps.spec import SweepSpec, SweepSpecError
+from trials.measure import ROUGE_DROP
 
 __all__ = ["declared_hardware", "preflight"]
 
@@ -44,7 +45,7 @@ def _check_document_budget(sweep: SweepSpec) -> list[str]:
     notes = []
     for text in sweep.constraints:
         metric, _, bound = parse_constraint(text)
-        if metric == "rouge_drop_pct" and halfwidth > abs(bound):
+        if metric == ROUGE_DROP and halfwidth > abs(bound):
             needed = math.ceil((z * TYPICAL_PAIRED_SPREAD_PCT / abs(bound)) ** 2)
             notes.append(f"{text!r} at {sweep.confidence:.0%} confidence: on {documents} documents a variant "
                          f"that changes many summaries gets an interval of about ±{halfwidth:.1f}% and stays "

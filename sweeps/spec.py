@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 from sweeps.constraints import constraint_violation, parse_constraint
 from sweeps.template import DatasetSection, Knobs, Strict, TrialSection, absolute_if_local, point_spec, template_spec
 from trials.errors import InfersweepError
-from trials.measure import METRICS
+from trials.measure import LATENCY_PER_SAMPLE, METRICS, PEAK_MEMORY, ROUGE_LSUM
 from trials.precision import PRECISIONS
 from trials.pruning import MAX_PRUNE_RATIO, PRUNING_METHODS
 from trials.runtimes import RUNTIMES
@@ -157,9 +157,9 @@ class StorageSpec(Strict):
         return str(Path(v).expanduser().resolve())
 
 
-DEFAULT_OBJECTIVES = [Objective(metric="latency_ms_per_sample", mode="min"),
-                      Objective(metric="peak_memory_mb", mode="min"),
-                      Objective(metric="rougeLsum", mode="max")]
+DEFAULT_OBJECTIVES = [Objective(metric=LATENCY_PER_SAMPLE, mode="min"),
+                      Objective(metric=PEAK_MEMORY, mode="min"),
+                      Objective(metric=ROUGE_LSUM, mode="max")]
 
 
 class SweepSpec(Strict):

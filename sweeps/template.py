@@ -8,6 +8,7 @@ mirrors TrialSpec by hand.
 """
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,12 @@ def _fields(keys: dict[str, str]) -> dict[str, Any]:
         info = TrialSpec.model_fields[field]
         if field in SWEEP_DEFAULTS:
             info = FieldInfo.merge_field_infos(info, default=SWEEP_DEFAULTS[field])
-        definitions[key] = (info.annotation, info)
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, Enum):
+            # a YAML file spells an enum member as its value; TrialSpec checks it (and says what is valid)
+            annotation = str
+            info = FieldInfo.merge_field_infos(info, annotation=str, default=str(info.default.value))
+        definitions[key] = (annotation, info)
     return definitions
 
 

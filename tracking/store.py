@@ -39,6 +39,8 @@ class TrackingUnreachable(InfersweepError, ConnectionError):
     A ConnectionError (so an OSError): `is_tracking_error` counts it, callers catching
     ConnectionError or OSError catch it."""
 
+    exit_code = 1  # a server that does not answer: not input to fix
+
 
 def quiet() -> None:
     """MLflow configures its loggers on import; lower them after that."""

@@ -107,6 +107,7 @@ class SweepRuns:
         if run.data.tags.get("infersweep.logged") == "1":
             if update:
                 self._log_metrics(run_id, {**report.metrics, **relative})
+                self._log_report(run_id, report, report_path)  # the artifact matches the metrics
                 if report.status == "ok":
                     self.client.set_tag(run_id, NOTE_TAG, describe({**report.metrics, **relative}))
                 if run.info.status != STATUS_TO_RUN[report.status]:  # logged under an older mapping
@@ -124,13 +125,17 @@ class SweepRuns:
             tags[NOTE_TAG] = describe({**report.metrics, **relative})
         for key, value in tags.items():
             self.client.set_tag(run_id, key, value)
-        if report_path and Path(report_path).exists():
-            self.client.log_artifact(run_id, str(report_path))
-        else:
-            self.client.log_text(run_id, report.to_json(), "report.json")
+        self._log_report(run_id, report, report_path)
         self.client.set_tag(run_id, "infersweep.logged", "1")
         self.client.set_terminated(run_id, status=STATUS_TO_RUN[report.status])
         return run_id
+
+    def _log_report(self, run_id: str, report, report_path: Path | None) -> None:
+        """report.json as the run's artifact (a second upload replaces the first)."""
+        if report_path and Path(report_path).exists() and Path(report_path).name == "report.json":
+            self.client.log_artifact(run_id, str(report_path))
+        else:
+            self.client.log_text(run_id, report.to_json(), "report.json")
 
     def _log_metrics(self, run_id: str, values: dict[str, float]) -> None:
         if values:

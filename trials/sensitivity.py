@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from trials.data import CALIBRATION_DOCS, calibration_slice, eval_slice, load_examples
-from trials.measure import LATENCY_PER_SAMPLE, LatencyTracker, pin_threads
+from trials.measure import LATENCY_PER_SAMPLE, MODEL_SIZE, ROUGE_LSUM, LatencyTracker, pin_threads
 from trials.pruning import (apply_pruning, attention_shape, blocks, count_parameters, find_encoder,
                             importance_scores, prune_structured)
 from trials.quality import rouge
@@ -161,7 +161,7 @@ class Scanner:
 
         engine, params, size = self.prepare(module)
         try:
-            out = {"rougeLsum": self.quality(engine)["rougeLsum"], "params": params, "model_size_mb": size}
+            out = {ROUGE_LSUM: self.quality(engine)[ROUGE_LSUM], "params": params, MODEL_SIZE: size}
             if timed:
                 out[LATENCY_PER_SAMPLE] = statistics.median(self.latency(engine))
         finally:
@@ -171,8 +171,8 @@ class Scanner:
     def row(self, kind: str, ratio: float, layer: int | None = None, timed: bool = True,
             baseline: ScanRow | None = None) -> ScanRow:
         m = self.measure(self.variant(kind, ratio, layer), timed=timed)
-        row = ScanRow(kind=kind, ratio=ratio, layer=layer, rougeLsum=m["rougeLsum"], params=m["params"],
-                      model_size_mb=m["model_size_mb"], latency_ms_per_sample=m.get(LATENCY_PER_SAMPLE))
+        row = ScanRow(kind=kind, ratio=ratio, layer=layer, rougeLsum=m[ROUGE_LSUM], params=m["params"],
+                      model_size_mb=m[MODEL_SIZE], latency_ms_per_sample=m.get(LATENCY_PER_SAMPLE))
         if baseline is not None:
             if baseline.rougeLsum:
                 row.rouge_drop_pct = 100 * (baseline.rougeLsum - row.rougeLsum) / baseline.rougeLsum

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -21,6 +21,9 @@ _LENGTH = re.compile(r"^(?:(?P<auto>auto)|(?P<count>\d+)\s*(?P<unit>s|sentences?
 MAX_SUMMARY_SENTENCES = 20
 SUMMARY_WORDS_RANGE = (5, 2000)
 DEFAULT_SUMMARY_LENGTH = "auto"
+#: a trial's outcomes (trials.engine maps every ending to one)
+Status = Literal["ok", "infeasible", "oom", "failed"]
+STATUSES: tuple[str, ...] = get_args(Status)
 
 
 def normalize_summary_length(value: Any) -> str:
@@ -229,11 +232,12 @@ class TrialSpec(BaseModel):
 class TrialReport(BaseModel):
     """What a trial did: status, reason, metrics (names from trials.measure), provenance."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN stays NaN in report.json (a null would not read back as a float)
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
     spec: TrialSpec
     trial_id: str = ""
-    status: Literal["ok", "infeasible", "oom", "failed"]
+    status: Status
     reason: str = ""
     metrics: dict[str, float] = {}
     hardware: dict[str, Any] = {}

@@ -15,7 +15,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-from trials.measure import percentile
+from trials.measure import LATENCY_PER_SAMPLE, percentile
 
 __all__ = ["StabilityRule", "LatencyRun", "median_interval", "machine_state"]
 
@@ -112,7 +112,7 @@ class LatencyRun:
         ms, sizes = self._counted()
         total_s = sum(self.batch_ms) / 1000
         return {
-            "latency_ms_per_sample": statistics.median(self._statistic()),
+            LATENCY_PER_SAMPLE: statistics.median(self._statistic()),
             "latency_ms_p50": percentile(ms, 50),
             "latency_ms_p95": percentile(ms, 95),
             "latency_ms_p99": percentile(ms, 99),
