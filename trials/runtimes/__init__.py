@@ -1,16 +1,21 @@
 """Runtimes by name, and the one door into them. Adding a runtime is one module plus one line here.
 
 Modules are imported only when their runtime is used, and each imports its heavy package
-(onnxruntime, tensorrt, ...) only inside its methods.
+(onnxruntime, tensorrt, ...) only inside its methods. A runtime that lives outside this package
+registers the same line as an entry point (group `infersweep.runtimes`, `name = "module:Class"`)
+or in $INFERSWEEP_RUNTIMES (`name=module:Class,...`); either reaches every process a sweep starts
+(Ray workers, the serving-memory process), which a change to RUNTIMES made at run time does not.
 """
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 from trials.errors import InfersweepError
 
-__all__ = ["RUNTIMES", "Infeasible", "get_runtime", "prepare"]
+__all__ = ["RUNTIMES", "PLUGIN_ENV", "PLUGIN_GROUP", "Infeasible", "get_runtime", "prepare",
+           "registered_elsewhere"]
 
 RUNTIMES: dict[str, str] = {
     "torch": "trials.runtimes.torch_eager:TorchEagerRuntime",
@@ -20,6 +25,24 @@ RUNTIMES: dict[str, str] = {
     "tensorrt": "trials.runtimes.tensorrt:TensorRTRuntime",
     "onnxruntime_trt": "trials.runtimes.ort_tensorrt:OrtTensorRTRuntime",
 }
+PLUGIN_GROUP = "infersweep.runtimes"
+PLUGIN_ENV = "INFERSWEEP_RUNTIMES"
+
+
+def registered_elsewhere() -> dict[str, str]:
+    """Runtimes registered by entry point or $INFERSWEEP_RUNTIMES: name -> "module:Class"."""
+    from importlib.metadata import entry_points
+
+    found = {entry.name: entry.value for entry in entry_points(group=PLUGIN_GROUP)}
+    for item in filter(None, (part.strip() for part in os.environ.get(PLUGIN_ENV, "").split(","))):
+        name, _, target = item.partition("=")
+        if ":" not in target:
+            raise ValueError(f"{PLUGIN_ENV}: {item!r} is not name=module:Class")
+        found[name.strip()] = target.strip()
+    return found
+
+
+RUNTIMES.update(registered_elsewhere())
 
 
 class Infeasible(InfersweepError, ValueError):

@@ -1,5 +1,5 @@
 """A runtime that exists only in tests: torch eager running fp16 on CPU, which no real runtime
-declares there. Registered by monkeypatching trials.runtimes.RUNTIMES (tests/trials/test_catalog.py)."""
+declares there. Registered by monkeypatching trials.runtimes.RUNTIMES (tests/test_extending.py)."""
 from __future__ import annotations
 
 from trials.precision import Precision
