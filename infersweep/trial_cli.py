@@ -64,7 +64,7 @@ def trial(
     _check_inputs(spec)
     with console.status(f"running trial {spec.short_name()} on {spec.n} documents..."):
         report = run_trial(spec, out)
-    from trials.engine import trial_dir
+    from trials.runner import trial_dir
 
     where = trial_dir(spec, out) / "report.json"
     if as_json:

@@ -48,7 +48,7 @@ class MlflowTrialCallback(Callback):
 
         path = Path(trial.last_result.get("report_path", ""))
         if not path.is_file() and trial.last_result.get("report_json") and path.name == "report.json":
-            from trials.engine import write_report  # written on another node's disk: keep a copy
+            from trials.runner import write_report  # written on another node's disk: keep a copy
 
             path.parent.mkdir(parents=True, exist_ok=True)
             write_report(TrialReport.from_json(trial.last_result["report_json"]), path.parent)

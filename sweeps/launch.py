@@ -62,7 +62,7 @@ def check_resources(sweep: SweepSpec) -> None:
 
 
 def _run_remote_baseline(spec_json: str, trials_dir: str) -> str:
-    from trials.engine import run_trial
+    from trials.runner import run_trial
 
     spec = TrialSpec.from_json(spec_json)
     return run_trial(spec, Path(trials_dir) / spec.trial_id()).to_json()
@@ -73,7 +73,7 @@ def run_baseline(sweep: SweepSpec, plan: TrialPlan) -> TrialReport:
     measured under other load), in a fresh worker process like every trial."""
     import ray
 
-    from trials.engine import write_report
+    from trials.runner import write_report
 
     resources = trial_resources(sweep)
     task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], resources=_custom(resources) or None,

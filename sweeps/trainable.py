@@ -52,7 +52,7 @@ def constraint_keys(plan: TrialPlan) -> list[str]:
 
 def run_or_reuse(plan: TrialPlan, knobs: dict) -> tuple[TrialReport, Path, bool]:
     """Run the trial for `knobs` unless its report already exists (duplicates, resumes)."""
-    from trials.engine import run_trial
+    from trials.runner import run_trial
 
     spec = plan.trial_spec(knobs)
     directory = plan.trials_dir / spec.trial_id()

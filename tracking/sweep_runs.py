@@ -5,7 +5,6 @@ runs are found by tag before anything is created, and a FINISHED run is never lo
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -229,6 +228,3 @@ def describe(metrics: dict[str, float]) -> str:
     parts = [fmt.format(metrics[name]) for name, fmt in NOTE_METRICS if name in metrics]
     return " · ".join(parts)
 
-
-def report_json(report) -> str:
-    return json.dumps(json.loads(report.to_json()), indent=2)

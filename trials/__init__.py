@@ -8,6 +8,6 @@ __all__ = ["TrialSpec", "TrialReport", "run_trial"]
 
 
 def run_trial(spec, out_dir=None):
-    from trials.engine import run_trial as _run
+    from trials.runner import run_trial as _run
 
     return _run(spec, out_dir)

@@ -22,7 +22,7 @@ REAPPLIED_PRUNING = ("semi_structured_2_4",)
 
 def save_variant(spec: TrialSpec, directory: Path) -> Path:
     """Prune the spec's model exactly as its trial did and save it (weights, tokenizer, settings)."""
-    from trials.engine import calibration_documents, prune_model, pruning_calibrates, with_summary_length
+    from trials.runner import calibration_documents, prune_model, pruning_calibrates, with_summary_length
     from trials.models import get_adapter
 
     adapter = get_adapter(spec.task)(spec)

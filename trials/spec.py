@@ -21,7 +21,7 @@ _LENGTH = re.compile(r"^(?:(?P<auto>auto)|(?P<count>\d+)\s*(?P<unit>s|sentences?
 MAX_SUMMARY_SENTENCES = 20
 SUMMARY_WORDS_RANGE = (5, 2000)
 DEFAULT_SUMMARY_LENGTH = "auto"
-#: a trial's outcomes (trials.engine maps every ending to one)
+#: a trial's outcomes (trials.runner maps every ending to one)
 Status = Literal["ok", "infeasible", "oom", "failed"]
 STATUSES: tuple[str, ...] = get_args(Status)
 

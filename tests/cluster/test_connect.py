@@ -52,7 +52,7 @@ def test_the_package_ray_uploads_holds_the_code_and_no_venv(tmp_path):
     create_package(env["working_dir"], target, include_gitignore=True,
                    excludes=ray_constants.get_runtime_env_default_excludes() + env["excludes"])
     names = zipfile.ZipFile(target).namelist()
-    for needed in ("sweeps/trainable.py", "sweeps/callbacks.py", "trials/engine.py", "tracking/sweep_runs.py",
+    for needed in ("sweeps/trainable.py", "sweeps/callbacks.py", "trials/runner.py", "tracking/sweep_runs.py",
                    "cluster/connect.py", "trials/data/sample/sample.jsonl", "pyproject.toml"):
         assert needed in names, f"{needed} is not shipped to the workers"
     for name in names:

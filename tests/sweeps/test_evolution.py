@@ -5,7 +5,7 @@ from sweeps.errors import SweepError
 from sweeps.spec import SweepSpec
 from sweeps.state import changed_fields, prepare_dir
 from sweeps.trainable import trials_dir
-from trials.engine import write_report
+from trials.runner import write_report
 from trials.spec import TrialReport
 
 

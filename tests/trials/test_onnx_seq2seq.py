@@ -247,7 +247,7 @@ def test_engine_reports_its_graphs_and_the_second_prepare_hits_the_cache(adapter
 
 @pytest.mark.parametrize("name", ["bart", "t5-sharp"])
 def test_seq2seq_trial_on_onnxruntime_gives_torchs_summaries_and_rouge(name, model_dirs, cache_dir, tmp_path):
-    from trials.engine import run_trial
+    from trials.runner import run_trial
 
     reports = {}
     for runtime in ("torch", "onnxruntime"):

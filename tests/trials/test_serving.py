@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from trials import TrialSpec
-from trials.engine import run_trial
+from trials.runner import run_trial
 from trials.measure import MODEL_SIZE, PEAK_MEMORY, PREPARE_PEAK_MEMORY
 
 #: small batches of sentences: activations (a few MiB) stay well below the weights' differences (~20 MiB)

@@ -7,7 +7,7 @@ shows in ROUGE.
 
 Summary length (TrialSpec.summary_length): N sentences, a budget of N words (sentences are added
 until the summary reaches it), or `auto`: the median sentence count of the references outside the
-evaluation slice (`auto_sentences`; trials.engine.with_summary_length), resolved by the trial
+evaluation slice (`auto_sentences`; trials.runner.with_summary_length), resolved by the trial
 engine before the adapter is built.
 A dialogue ("Name: text" lines) is summarized turn by turn: each turn is one unit, kept whole
 with its speaker.
@@ -88,7 +88,7 @@ class ExtractiveSummarizer:
         from trials.spec import summary_length_parts
 
         if spec.summary_length == "auto":  # built outside a trial: read it as the trial would
-            from trials.engine import with_summary_length
+            from trials.runner import with_summary_length
 
             spec = with_summary_length(spec)[0]
         self.spec = spec

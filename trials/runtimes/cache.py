@@ -130,10 +130,6 @@ class ArtifactCache:
     def entry_dir(self, namespace: str, key: str) -> Path:
         return self.root / namespace / key
 
-    def lookup(self, namespace: str, key: str) -> Path | None:
-        path = self.entry_dir(namespace, key)
-        return path if (path / MANIFEST).is_file() else None
-
     def get_or_build(self, namespace: str, parts: dict[str, Any],
                      build: Callable[[Path], dict | None]) -> CacheEntry:
         """The entry for `parts`, built by `build(tmp_dir)` if it is not cached yet.
@@ -168,9 +164,6 @@ class ArtifactCache:
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         return CacheEntry(final, key, False, time.perf_counter() - start)
-
-    def manifest(self, entry: CacheEntry) -> dict:
-        return json.loads((entry.path / MANIFEST).read_text())
 
 
 def _write_atomic(path: Path, text: str) -> None:
