@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, Optional, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from trials.models import ADAPTERS
 from trials.precision import PRECISIONS, Precision
 from trials.pruning import MAX_PRUNE_RATIO, PRUNING_METHODS
 from trials.runtimes import RUNTIMES
@@ -114,7 +115,7 @@ class TrialSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = DEFAULT_MODEL
-    task: Literal["extractive", "seq2seq"] = "extractive"
+    task: str = "extractive"
     dataset: str = DEFAULT_DATASET
     document_field: str = "document"
     summary_field: str = "summary"
@@ -172,6 +173,11 @@ class TrialSpec(BaseModel):
     @classmethod
     def _precision(cls, v: Any) -> Any:
         return _one_of(v, list(PRECISIONS), "precision")
+
+    @field_validator("task")
+    @classmethod
+    def _task(cls, v: str) -> str:
+        return _one_of(v, list(ADAPTERS), "task")
 
     @field_validator("pruning")
     @classmethod
