@@ -23,7 +23,7 @@ def shared_data_missing() -> bool:
 
 
 def machine() -> str:
-    from trials.hardware import detect, library_versions
+    from infersweep.trials.hardware import detect, library_versions
 
     hw = detect()
     gpu = f", GPU {hw.gpu_name} (driver {hw.gpu_driver})" if hw.cuda_available else ", no GPU"

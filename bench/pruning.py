@@ -49,7 +49,7 @@ def build(scanner, precision: str, kind: str, ratio: float, importance: str) -> 
     """Prune a copy of the model, prepare it in `precision`, score ROUGE on the full slice."""
     import copy
 
-    from trials.pruning import apply_pruning, importance_scores, prune_structured
+    from infersweep.trials.pruning import apply_pruning, importance_scores, prune_structured
 
     module = copy.deepcopy(scanner.prepared.module)
     facts = {}
@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     from infersweep.quiet import quiet_libraries
 
     quiet_libraries()
-    from trials import TrialSpec
-    from trials.sensitivity import Scanner
+    from infersweep.trials import TrialSpec
+    from infersweep.trials.sensitivity import Scanner
 
     machine_line = machine()
     start = time.perf_counter()

@@ -28,7 +28,7 @@ from bench._report import SHARED_CNN, machine, markdown_table, shared_data_missi
 TARGET_SPEEDUP, TARGET_DROP = 2.5, 1.0
 CHILD = """
 import json, sys
-from trials import TrialSpec, run_trial
+from infersweep.trials import TrialSpec, run_trial
 spec = TrialSpec.model_validate_json(sys.argv[1])
 report = run_trial(spec, sys.argv[2])
 print("REPORT" + report.model_dump_json())
@@ -36,11 +36,11 @@ print("REPORT" + report.model_dump_json())
 
 
 def variants(runtimes: list[str] | None) -> list[tuple[str, str]]:
-    from trials.feasibility import check
-    from trials.hardware import detect
-    from trials.runtimes import RUNTIMES, get_runtime
-    from trials.runtimes.base import precisions_for
-    from trials.spec import TrialSpec
+    from infersweep.trials.feasibility import check
+    from infersweep.trials.hardware import detect
+    from infersweep.trials.runtimes import RUNTIMES, get_runtime
+    from infersweep.trials.runtimes.base import precisions_for
+    from infersweep.trials.spec import TrialSpec
 
     hw = detect()
     out, skipped = [], []
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if shared_data_missing():
         return 0
-    from trials.spec import TrialSpec
+    from infersweep.trials.spec import TrialSpec
 
     machine_line = machine()
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
 
 
 def render(results, args, seconds: float) -> str:
-    from trials.measure import relative_metrics
+    from infersweep.trials.measure import relative_metrics
 
     base = {b: r["metrics"] for rt, p, b, r, _ in results if rt == "torch" and p == "fp32" and r["status"] == "ok"}
     headers = ["runtime", "precision", "batch", "ms/sample", "speedup", "size MiB", "ROUGE-Lsum", "drop %",
@@ -136,7 +136,7 @@ def render(results, args, seconds: float) -> str:
 
 def _best_within_drop(results, base) -> str:
     """The fastest variant within the ROUGE-Lsum drop bound, against the issue's target."""
-    from trials.measure import relative_metrics
+    from infersweep.trials.measure import relative_metrics
 
     found = []
     for runtime, precision, batch, report, _ in results:
@@ -155,7 +155,7 @@ def _best_within_drop(results, base) -> str:
 
 
 def cpu_note() -> str:
-    from trials.hardware import detect
+    from infersweep.trials.hardware import detect
 
     hw = detect()
     has = "has" if hw.cpu_has_bf16 else "lacks"

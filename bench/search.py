@@ -39,8 +39,8 @@ storage: {{path: "{storage}"}}
 
 
 def run_grid(n: int, workdir: Path):
-    from sweeps.driver import run_sweep
-    from sweeps.spec import load_sweep_spec
+    from infersweep.sweeps.driver import run_sweep
+    from infersweep.sweeps.spec import load_sweep_spec
 
     dataset = str(SHARED_CNN) if SHARED_CNN.exists() else "sample"
     path = workdir / "grid.yaml"
@@ -51,8 +51,8 @@ def run_grid(n: int, workdir: Path):
 
 
 def trial_seconds(sweep, rows) -> float:
-    from sweeps.trainable import trials_dir
-    from trials.spec import TrialReport
+    from infersweep.sweeps.trainable import trials_dir
+    from infersweep.trials.spec import TrialReport
 
     total = 0.0
     for row in rows:
@@ -67,7 +67,7 @@ def points(rows):
 
 
 def hv(rows, reference):
-    from sweeps.pareto import hypervolume_2d
+    from infersweep.sweeps.pareto import hypervolume_2d
 
     ok = [(r.metrics["latency_ms_per_sample"], -r.metrics["rougeLsum"]) for r in rows if r.status == "ok"]
     return hypervolume_2d(ok, reference)
@@ -77,8 +77,8 @@ def replay(sweep, table: dict, algorithm: str, budget: int, seed: int):
     """Ask the sampler for `budget` points of the grid, answering from the measured table."""
     import optuna
 
-    from sweeps.search import optuna_space, sampler
-    from sweeps.trainable import WORST
+    from infersweep.sweeps.search import optuna_space, sampler
+    from infersweep.sweeps.trainable import WORST
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = sweep.model_copy(update={"search": sweep.search.model_copy(

@@ -34,7 +34,7 @@ def build_model(path: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, BartConfig, BartForConditionalGeneration
 
-    from trials.models import resolve_model
+    from infersweep.trials.models import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model("all-MiniLM-L6-v2"))
     config = BartConfig(vocab_size=tokenizer.vocab_size, d_model=768, encoder_layers=6, decoder_layers=6,
@@ -60,11 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     from infersweep.quiet import quiet_libraries
 
     quiet_libraries()
-    from trials import TrialSpec
-    from trials.data import load_examples
-    from trials.measure import pin_threads
-    from trials.models.seq2seq import Seq2SeqSummarizer
-    from trials.runtimes import get_runtime
+    from infersweep.trials import TrialSpec
+    from infersweep.trials.data import load_examples
+    from infersweep.trials.measure import pin_threads
+    from infersweep.trials.models.seq2seq import Seq2SeqSummarizer
+    from infersweep.trials.runtimes import get_runtime
 
     machine_line = machine()
     pin_threads(args.cpus)

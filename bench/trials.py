@@ -35,7 +35,7 @@ VARIANTS = (  # (label, precision, pruning, ratio)
 
 
 def run(spec_fields: dict, out: Path):
-    from trials import TrialSpec, run_trial
+    from infersweep.trials import TrialSpec, run_trial
 
     spec = TrialSpec(dataset=str(SHARED_CNN), **spec_fields)
     report = run_trial(spec, out / spec.trial_id())
@@ -74,10 +74,10 @@ def bf16_slowdown(cpus: int, docs: int = 8) -> float:
 
     import torch
 
-    from trials import TrialSpec
-    from trials.data import eval_slice, load_examples
-    from trials.measure import pin_threads
-    from trials.models.extractive import ExtractiveSummarizer
+    from infersweep.trials import TrialSpec
+    from infersweep.trials.data import eval_slice, load_examples
+    from infersweep.trials.measure import pin_threads
+    from infersweep.trials.models.extractive import ExtractiveSummarizer
 
     pin_threads(cpus)
     adapter = ExtractiveSummarizer(TrialSpec(dataset=str(SHARED_CNN), n=docs))
@@ -97,11 +97,11 @@ def quality_rows(n: int, cpus: int, out: Path) -> list[list]:
     import torch
     from transformers import AutoModel
 
-    from trials import TrialSpec
-    from trials.data import eval_slice, load_examples
-    from trials.measure import pin_threads
-    from trials.models.extractive import ExtractiveSummarizer, lead_summary
-    from trials.quality import rouge
+    from infersweep.trials import TrialSpec
+    from infersweep.trials.data import eval_slice, load_examples
+    from infersweep.trials.measure import pin_threads
+    from infersweep.trials.models.extractive import ExtractiveSummarizer, lead_summary
+    from infersweep.trials.quality import rouge
 
     pin_threads(cpus)
     examples = eval_slice(load_examples(str(SHARED_CNN)), n)
@@ -128,7 +128,7 @@ def quality_rows(n: int, cpus: int, out: Path) -> list[list]:
 
 
 def bf16_note(ratio: float, bf16_n: int, n: int) -> str:
-    from trials.hardware import detect
+    from infersweep.trials.hardware import detect
 
     flags = "has" if detect().cpu_has_bf16 else "lacks"
     probe = (f"A probe before the run timed bf16 at {ratio:.2f}x the fp32 time per batch (this CPU {flags} "

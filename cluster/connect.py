@@ -19,7 +19,7 @@ import socket
 import time
 from pathlib import Path
 
-from trials.errors import InfersweepError
+from infersweep.trials.errors import InfersweepError
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def check_reachable(address: str | None, timeout: float | None = None) -> None:
 
 def redact_uri(uri: str) -> str:
     """`uri` without user:password@ (credentials belong in MLFLOW_TRACKING_USERNAME/PASSWORD)."""
-    from tracking.store import redact
+    from infersweep.tracking.store import redact
 
     return redact(uri)
 

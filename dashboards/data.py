@@ -8,13 +8,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from sweeps.pareto import TrialRow, fastest_first, satisfies
-from sweeps.spec import parse_constraint
-from trials import measure
-from trials.measure import (LATENCY_P95, LATENCY_PER_SAMPLE, MEMORY_REDUCTION, MODEL_SIZE, PEAK_MEMORY, ROUGE1,
+from infersweep.sweeps.pareto import TrialRow, fastest_first, satisfies
+from infersweep.sweeps.spec import parse_constraint
+from infersweep.trials import measure
+from infersweep.trials.measure import (LATENCY_P95, LATENCY_PER_SAMPLE, MEMORY_REDUCTION, MODEL_SIZE, PEAK_MEMORY, ROUGE1,
                             ROUGE2, ROUGE_DROP, ROUGE_LSUM, SPEEDUP, THROUGHPUT, metric_text)
-from trials.precision import Precision
-from trials.spec import STATUSES
+from infersweep.trials.precision import Precision
+from infersweep.trials.spec import STATUSES
 
 __all__ = ["LATENCY", "ROUGE", "MEMORY", "AXIS_TITLES", "RUNTIME_ORDER", "PRECISION_ORDER", "Point", "Band",
            "ReportData", "ordered", "colour_of", "symbol_of", "knob_text", "relative_text", "plottable", "marker_size",

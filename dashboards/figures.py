@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from dashboards.data import (AXIS_TITLES, MEMORY, ReportData, axis_range, colour_of, staircase, step_line,
+from infersweep.dashboards.data import (AXIS_TITLES, MEMORY, ReportData, axis_range, colour_of, staircase, step_line,
                              symbol_of)
-from trials.measure import METRICS
+from infersweep.trials.measure import METRICS
 
 __all__ = ["scatter", "CLICK_SCRIPT"]
 BAND_FILL = "rgba(0,158,115,0.10)"

@@ -26,7 +26,7 @@ def run_links(runs, ui_url: str | None = None) -> dict[str, str]:
     `runs` is a tracking.sweep_runs.SweepRuns. An unreachable tracking server gives no links
     (logged), not a failed report.
     """
-    from tracking.sweep_runs import TAG_TRIAL
+    from infersweep.tracking.sweep_runs import TAG_TRIAL
 
     base = ui_base(runs.uri, ui_url)
     try:

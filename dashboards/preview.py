@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dashboards.data import (AXIS_TITLES, LATENCY, MEMORY, ROUGE, ReportData, axis_range, colour_of,
+from infersweep.dashboards.data import (AXIS_TITLES, LATENCY, MEMORY, ROUGE, ReportData, axis_range, colour_of,
                              marker_size, staircase, step_line, symbol_of)
-from trials.measure import METRICS
+from infersweep.trials.measure import METRICS
 
 __all__ = ["write_png"]
 

@@ -11,11 +11,11 @@ import datetime as _dt
 from html import escape
 from pathlib import Path
 
-from dashboards.data import LATENCY, MEMORY, ROUGE, ReportData, report_data
-from dashboards.figures import CLICK_SCRIPT, scatter
-from dashboards.preview import write_png
-from sweeps.pareto import TrialRow
-from trials.measure import METRICS, SPEEDUP
+from infersweep.dashboards.data import LATENCY, MEMORY, ROUGE, ReportData, report_data
+from infersweep.dashboards.figures import CLICK_SCRIPT, scatter
+from infersweep.dashboards.preview import write_png
+from infersweep.sweeps.pareto import TrialRow
+from infersweep.trials.measure import METRICS, SPEEDUP
 
 __all__ = ["HTML_NAME", "PNG_NAME", "render_html", "build_report", "sweep_report"]
 

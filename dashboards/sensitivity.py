@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trials.sensitivity import KINDS, ScanResult
+from infersweep.trials.sensitivity import KINDS, ScanResult
 
 PALETTE = {"heads": "#1f77b4", "ffn": "#ff7f0e", "structured": "#2ca02c", "unstructured": "#7f7f7f"}
 

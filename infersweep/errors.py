@@ -46,7 +46,7 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except Exception as error:
-            from trials.errors import InfersweepError  # here: importing trials slows every --help
+            from infersweep.trials.errors import InfersweepError  # here: importing trials slows every --help
 
             if not isinstance(error, InfersweepError):
                 raise

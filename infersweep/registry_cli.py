@@ -20,8 +20,8 @@ console = Console()
 
 def _check_where(where: list[str], metric: str) -> None:
     """Bad conditions or metric names are bad input (exit 2), found before anything loads."""
-    from sweeps.constraints import parse_constraint
-    from trials.measure import METRICS
+    from infersweep.sweeps.constraints import parse_constraint
+    from infersweep.trials.measure import METRICS
 
     for text in where:
         try:
@@ -46,13 +46,13 @@ def promote(
 ):
     """Register the best Pareto trial meeting --where as a new model version with an alias."""
     quiet_libraries()
-    from sweeps.promote import choose
-    from sweeps.results import load_results, read_report
-    from trials.measure import LATENCY_PER_SAMPLE
-    from sweeps.state import load_saved
-    from tracking.registry import promote_variant
-    from tracking.store import resolve_uri
-    from tracking.sweep_runs import SweepRuns
+    from infersweep.sweeps.promote import choose
+    from infersweep.sweeps.results import load_results, read_report
+    from infersweep.trials.measure import LATENCY_PER_SAMPLE
+    from infersweep.sweeps.state import load_saved
+    from infersweep.tracking.registry import promote_variant
+    from infersweep.tracking.store import resolve_uri
+    from infersweep.tracking.sweep_runs import SweepRuns
 
     if minimize and maximize:
         fail("give --minimize or --maximize, not both")
@@ -81,7 +81,7 @@ def summarize(
 ):
     """Summarize text with a registered model: one summary per document, each followed by a blank line."""
     quiet_libraries()
-    from tracking.registry import load_summarizer
+    from infersweep.tracking.registry import load_summarizer
 
     documents, source = _read_documents(file, jsonl)
     try:
@@ -146,7 +146,7 @@ def ui(
     """Open the MLflow UI on the local store (127.0.0.1 only)."""
     import os
 
-    from tracking.store import resolve_uri
+    from infersweep.tracking.store import resolve_uri
 
     uri = resolve_uri(tracking_uri)
     console.print(f"MLflow UI on http://127.0.0.1:{port} for {uri}")

@@ -19,9 +19,9 @@ console = Console()
 
 def _links(sweep, tracking_uri: Optional[str], ui_url: Optional[str]) -> dict[str, str]:
     """trial_id -> MLflow run URL; none (with a note) when the store is missing or unreachable."""
-    from dashboards.links import run_links
-    from tracking.store import resolve_uri
-    from tracking.sweep_runs import SweepRuns
+    from infersweep.dashboards.links import run_links
+    from infersweep.tracking.store import resolve_uri
+    from infersweep.tracking.sweep_runs import SweepRuns
 
     uri = resolve_uri(tracking_uri or sweep.tracking.uri)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
@@ -46,9 +46,9 @@ def report(
     links: bool = typer.Option(True, "--links/--no-links", help="look up MLflow run links"),
 ):
     """Write the sweep's Pareto report: an interactive HTML page and a PNG of the main chart."""
-    from dashboards.report import sweep_report
-    from sweeps.results import load_results
-    from sweeps.state import load_saved
+    from infersweep.dashboards.report import sweep_report
+    from infersweep.sweeps.results import load_results
+    from infersweep.sweeps.state import load_saved
 
     sweep = load_saved(sweep_name, storage)
     results = load_results(sweep)

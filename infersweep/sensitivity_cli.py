@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 
 from infersweep.errors import fail as _fail, user_errors, validation_message
-from trials.precision import PRECISIONS
-from trials.runtimes import RUNTIMES
+from infersweep.trials.precision import PRECISIONS
+from infersweep.trials.runtimes import RUNTIMES
 
 console = Console()
 err = Console(stderr=True)
@@ -78,11 +78,11 @@ def sensitivity(
     from infersweep.quiet import quiet_libraries
 
     quiet_libraries()
-    from dashboards.sensitivity import table, write_plot
-    from trials.data import load_examples
-    from trials.models import resolve_model
-    from trials.sensitivity import KINDS, Scanner, space_yaml, suggest_ratios
-    from trials.spec import TrialSpec
+    from infersweep.dashboards.sensitivity import table, write_plot
+    from infersweep.trials.data import load_examples
+    from infersweep.trials.models import resolve_model
+    from infersweep.trials.sensitivity import KINDS, Scanner, space_yaml, suggest_ratios
+    from infersweep.trials.spec import TrialSpec
 
     for kind in kinds:
         if kind not in KINDS:

@@ -19,8 +19,8 @@ console = Console()
 def validate(spec: Path = typer.Argument(..., help="sweep YAML file")):
     """Check a sweep file as `launch` would (keys, types, model and dataset paths, the baseline's
     feasibility on the declared device), without starting anything."""
-    from sweeps.checks import preflight
-    from sweeps.spec import load_sweep_spec
+    from infersweep.sweeps.checks import preflight
+    from infersweep.sweeps.spec import load_sweep_spec
 
     sweep = load_sweep_spec(spec)
     for warning in preflight(sweep):
@@ -45,7 +45,7 @@ def launch(
 
     Launching a sweep that exists continues it: finished trials are reused when only the trial
     budget, the search settings or added space values changed."""
-    from sweeps.spec import load_sweep_spec
+    from infersweep.sweeps.spec import load_sweep_spec
 
     sweep = load_sweep_spec(spec, **{"search.num_trials": num_trials, "storage.path": storage})
     _run(sweep, address, tracking_uri, resume=False, restart=restart)
@@ -58,14 +58,14 @@ def resume(
     storage: str = typer.Option(DEFAULT_STORAGE, help=STORAGE_HELP),
 ):
     """Continue a sweep stopped by Ctrl-C or a crash; finished trials are not run or logged again."""
-    from sweeps.state import load_saved
+    from infersweep.sweeps.state import load_saved
 
     _run(load_saved(sweep_name, storage), address, tracking_uri, resume=True)
 
 
 def quickstart():
     """Run sweeps/specs/quickstart.yaml offline on a local Ray instance."""
-    from sweeps.spec import load_sweep_spec
+    from infersweep.sweeps.spec import load_sweep_spec
 
     _run(load_sweep_spec(SPECS_DIR / "quickstart.yaml"), None, None, resume=False)
 
@@ -73,15 +73,15 @@ def quickstart():
 def write_sweep_report(sweep, rows, frontier, runs) -> list[Path]:
     """The sweep's Pareto report (dashboards/: HTML page + PNG), linked to its trials' MLflow
     runs: the report writer the CLI hands the driver."""
-    from dashboards.links import run_links
-    from dashboards.report import sweep_report
+    from infersweep.dashboards.links import run_links
+    from infersweep.dashboards.report import sweep_report
 
     return sweep_report(sweep, rows, frontier, run_links(runs))
 
 
 def _run(sweep, address, tracking_uri, resume: bool, restart: bool = False) -> None:
     quiet_libraries()
-    from sweeps.driver import run_sweep
+    from infersweep.sweeps.driver import run_sweep
 
     try:
         result = run_sweep(sweep, address=address, tracking_uri=tracking_uri, resume=resume, restart=restart,
@@ -92,8 +92,8 @@ def _run(sweep, address, tracking_uri, resume: bool, restart: bool = False) -> N
 
 
 def _show(sweep, result) -> None:
-    from sweeps.report import constraint_rule, frontier_table, reasons_table
-    from tracking.store import ui_command
+    from infersweep.sweeps.report import constraint_rule, frontier_table, reasons_table
+    from infersweep.tracking.store import ui_command
 
     console.print(frontier_table(result.frontier, f"Pareto frontier of {sweep.name} "
                                  f"({constraint_rule(sweep.constraints, sweep.confidence)})"))
@@ -112,7 +112,7 @@ def _show(sweep, result) -> None:
 
 
 def _counts(rows) -> str:
-    from sweeps.report import status_counts
+    from infersweep.sweeps.report import status_counts
 
     return ", ".join(f"{k} {v}" for k, v in sorted(status_counts(rows).items()))
 
@@ -122,9 +122,9 @@ def status(
     storage: str = typer.Option(DEFAULT_STORAGE, help=STORAGE_HELP),
 ):
     """Counts of trials by status and the frontier so far (read from the sweep's folder)."""
-    from sweeps.report import constraint_rule, frontier_table
-    from sweeps.results import NoBaselineYet, load_results
-    from sweeps.state import load_saved
+    from infersweep.sweeps.report import constraint_rule, frontier_table
+    from infersweep.sweeps.results import NoBaselineYet, load_results
+    from infersweep.sweeps.state import load_saved
 
     sweep = load_saved(sweep_name, storage)
     try:

@@ -11,10 +11,10 @@ from rich.table import Table
 
 from infersweep.errors import fail, validation_message
 from infersweep.quiet import quiet_libraries
-from trials.models import ADAPTERS
-from trials.precision import PRECISIONS
-from trials.pruning import PRUNING_METHODS
-from trials.runtimes import RUNTIMES
+from infersweep.trials.models import ADAPTERS
+from infersweep.trials.precision import PRECISIONS
+from infersweep.trials.pruning import PRUNING_METHODS
+from infersweep.trials.runtimes import RUNTIMES
 
 __all__ = ["print_report", "trial"]
 
@@ -50,7 +50,7 @@ def trial(
 ):
     """Run one trial and print its latency, memory and ROUGE."""
     quiet_libraries()
-    from trials import TrialSpec, run_trial
+    from infersweep.trials import TrialSpec, run_trial
 
     fields = dict(model=model, task=task, dataset=dataset, n=n, precision=precision,
                   pruning=pruning or ("unstructured" if prune > 0 else "none"), prune_ratio=prune,
@@ -64,7 +64,7 @@ def trial(
     _check_inputs(spec)
     with console.status(f"running trial {spec.short_name()} on {spec.n} documents..."):
         report = run_trial(spec, out)
-    from trials.runner import trial_dir
+    from infersweep.trials.runner import trial_dir
 
     where = trial_dir(spec, out) / "report.json"
     if as_json:
@@ -76,15 +76,15 @@ def trial(
 
 def _check_inputs(spec) -> None:
     """Bad model or dataset paths fail here (ModelNotFound, DatasetError), before anything loads."""
-    from trials.data import load_examples
-    from trials.models import resolve_model
+    from infersweep.trials.data import load_examples
+    from infersweep.trials.models import resolve_model
 
     resolve_model(spec.model)
     load_examples(spec.dataset, spec.document_field, spec.summary_field)
 
 
 def print_report(report, where: Path) -> None:
-    from trials.measure import METRICS
+    from infersweep.trials.measure import METRICS
 
     spec = report.spec
     colour = {"ok": "green", "infeasible": "yellow"}.get(report.status, "red")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from ray.tune import Callback
 
-from sweeps.trainable import SPEC_ID, TrialPlan
-from trials.measure import SPEEDUP
-from trials.spec import TrialReport
+from infersweep.sweeps.trainable import SPEC_ID, TrialPlan
+from infersweep.trials.measure import SPEEDUP
+from infersweep.trials.spec import TrialReport
 
 __all__ = ["MlflowTrialCallback", "ProgressCallback"]
 
@@ -28,7 +28,7 @@ class MlflowTrialCallback(Callback):
         # Tune pickles callbacks with its state: a sweep interrupted before TrialPlan existed
         # resumes with the sweep's JSON in their place
         if "sweep_json" in state:
-            from sweeps.spec import SweepSpec
+            from infersweep.sweeps.spec import SweepSpec
 
             state["plan"] = TrialPlan.of(SweepSpec.model_validate_json(state.pop("sweep_json")))
         self.__dict__.update(state)
@@ -44,11 +44,11 @@ class MlflowTrialCallback(Callback):
         self._safely("start", self.runs.trial_started, spec.trial_id(), spec.short_name(), spec.knobs())
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        from trials.measure import relative_to
+        from infersweep.trials.measure import relative_to
 
         path = Path(trial.last_result.get("report_path", ""))
         if not path.is_file() and trial.last_result.get("report_json") and path.name == "report.json":
-            from trials.runner import write_report  # written on another node's disk: keep a copy
+            from infersweep.trials.runner import write_report  # written on another node's disk: keep a copy
 
             path.parent.mkdir(parents=True, exist_ok=True)
             write_report(TrialReport.from_json(trial.last_result["report_json"]), path.parent)
@@ -97,7 +97,7 @@ class ProgressCallback(Callback):
         return self._progress
 
     def _describe(self, trials) -> str:
-        from sweeps.pareto import TrialRow, frontier
+        from infersweep.sweeps.pareto import TrialRow, frontier
 
         counts: dict[str, int] = {}
         rows, seen = [], set()

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from sweeps.spec import SweepSpec, SweepSpecError
-from trials.measure import ROUGE_DROP
+from infersweep.sweeps.spec import SweepSpec, SweepSpecError
+from infersweep.trials.measure import ROUGE_DROP
 
 __all__ = ["declared_hardware", "preflight"]
 
@@ -35,7 +35,7 @@ def _check_document_budget(sweep: SweepSpec) -> list[str]:
     import math
     import statistics
 
-    from sweeps.constraints import parse_constraint
+    from infersweep.sweeps.constraints import parse_constraint
 
     if sweep.confidence <= 0.5:
         return []
@@ -54,7 +54,7 @@ def _check_document_budget(sweep: SweepSpec) -> list[str]:
 
 
 def _dataset_size(sweep: SweepSpec) -> int:
-    from trials.data import HF_PREFIX, load_examples
+    from infersweep.trials.data import HF_PREFIX, load_examples
 
     if sweep.dataset.path.startswith(HF_PREFIX):
         return sweep.dataset.n
@@ -65,7 +65,7 @@ def _dataset_size(sweep: SweepSpec) -> int:
 def declared_hardware(sweep: SweepSpec):
     """The hardware the trials will run on: this machine, or the GPU the sweep declares when the
     driver has none (a laptop launching onto a GPU cluster)."""
-    from trials.hardware import detect
+    from infersweep.trials.hardware import detect
 
     local = detect()
     if sweep.trial.device == "cpu" or local.cuda_available:
@@ -77,7 +77,7 @@ def declared_hardware(sweep: SweepSpec):
 
 
 def _check_model(sweep: SweepSpec) -> None:
-    from trials.models import ModelNotFound, check_model
+    from infersweep.trials.models import ModelNotFound, check_model
 
     try:
         check_model(sweep.model)
@@ -86,7 +86,7 @@ def _check_model(sweep: SweepSpec) -> None:
 
 
 def _check_dataset(sweep: SweepSpec) -> list[str]:
-    from trials.data import HF_PREFIX, DatasetError, load_examples
+    from infersweep.trials.data import HF_PREFIX, DatasetError, load_examples
 
     data = sweep.dataset
     if data.path.startswith(HF_PREFIX):  # loaded (and downloaded) by the workers
@@ -108,7 +108,7 @@ def _check_resources(sweep: SweepSpec) -> None:
 
 
 def _check_baseline(sweep: SweepSpec) -> None:
-    from trials.feasibility import check
+    from infersweep.trials.feasibility import check
 
     spec = sweep.baseline_spec()
     reason = check(spec, declared_hardware(sweep))

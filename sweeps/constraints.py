@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from trials.measure import METRICS
+from infersweep.trials.measure import METRICS
 
 __all__ = ["constraint_violation", "parse_constraint"]
 

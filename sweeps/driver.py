@@ -9,16 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from sweeps import pareto
-from sweeps.errors import SweepError, SweepInterrupted
-from sweeps.interrupt import fit, interruptible
-from sweeps.launch import build_tuner, check_resources, quiet_ray_and_mlflow, run_baseline
-from sweeps.results import load_results
-from sweeps.spec import SweepSpec
-from sweeps.state import prepare_dir, reported_ids
-from sweeps.trainable import TrialPlan, trials_dir
-from trials.measure import relative_to
-from trials.spec import TrialReport
+from infersweep.sweeps import pareto
+from infersweep.sweeps.errors import SweepError, SweepInterrupted
+from infersweep.sweeps.interrupt import fit, interruptible
+from infersweep.sweeps.launch import build_tuner, check_resources, quiet_ray_and_mlflow, run_baseline
+from infersweep.sweeps.results import load_results
+from infersweep.sweeps.spec import SweepSpec
+from infersweep.sweeps.state import prepare_dir, reported_ids
+from infersweep.sweeps.trainable import TrialPlan, trials_dir
+from infersweep.trials.measure import relative_to
+from infersweep.trials.spec import TrialReport
 
 # SweepError and SweepInterrupted are what run_sweep raises: importable from here too
 __all__ = ["ReportWriter", "SweepError", "SweepInterrupted", "SweepResult", "reconcile", "run_sweep"]
@@ -44,9 +44,9 @@ def run_sweep(sweep: SweepSpec, address: str | None = None, tracking_uri: str | 
               resume: bool = False, progress: bool = True, say=print, restart: bool = False,
               report: Optional[ReportWriter] = None) -> SweepResult:
     """Check, connect, measure the baseline, search, then log the frontier (and `report` it)."""
-    from sweeps.checks import preflight
-    from tracking.store import resolve_uri
-    from tracking.sweep_runs import SweepRuns
+    from infersweep.sweeps.checks import preflight
+    from infersweep.tracking.store import resolve_uri
+    from infersweep.tracking.sweep_runs import SweepRuns
 
     started = time.perf_counter()
     quiet_ray_and_mlflow()
@@ -71,7 +71,7 @@ def run_sweep(sweep: SweepSpec, address: str | None = None, tracking_uri: str | 
 
 def _search(sweep: SweepSpec, runs, address, uri: str, resume: bool, progress: bool, say) -> TrialReport:
     """Connect, measure the baseline, run the search; returns the baseline."""
-    from cluster.connect import ConnectError, connect
+    from infersweep.cluster.connect import ConnectError, connect
 
     try:
         connect(address, tracking_uri=uri)
@@ -100,7 +100,7 @@ def _search(sweep: SweepSpec, runs, address, uri: str, resume: bool, progress: b
 
 
 def _owed(sweep: SweepSpec, done: set[str]) -> int:
-    from sweeps.search import distinct_target
+    from infersweep.sweeps.search import distinct_target
 
     return max(0, distinct_target(sweep) - len(done))
 
@@ -117,7 +117,7 @@ def _top_up(sweep: SweepSpec, plan: TrialPlan, baseline: TrialReport, runs, prog
             interrupted: threading.Event) -> None:
     """Run what a resumed sweep still owes: trials a killed driver had started after Tune's last
     state save are unknown to the restored run (and their grid points look taken)."""
-    from sweeps.search import missing_trials, release_stale_trials
+    from infersweep.sweeps.search import missing_trials, release_stale_trials
 
     reported = reported_ids(sweep)
     missing, grid_points = missing_trials(sweep, reported, baseline.trial_id)
@@ -158,7 +158,7 @@ def finish(sweep: SweepSpec, baseline: TrialReport, runs, uri: str, started: flo
         for row in results.frontier:
             runs.log_model_artifacts(row.trial_id, trials_dir(sweep) / row.trial_id)
     except Exception as exc:
-        from tracking.store import is_tracking_error
+        from infersweep.tracking.store import is_tracking_error
 
         if not is_tracking_error(exc):
             raise

@@ -4,7 +4,7 @@
 go on, 130 for an interrupted one."""
 from __future__ import annotations
 
-from trials.errors import InfersweepError
+from infersweep.trials.errors import InfersweepError
 
 __all__ = ["SweepError", "SweepInterrupted", "SweepNotFound"]
 

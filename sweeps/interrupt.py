@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 
-from sweeps.errors import SweepInterrupted
+from infersweep.sweeps.errors import SweepInterrupted
 
 __all__ = ["fit", "interruptible"]
 

@@ -5,10 +5,10 @@ import logging
 import time
 from pathlib import Path
 
-from sweeps.errors import SweepError
-from sweeps.spec import SweepSpec
-from sweeps.trainable import TrialPlan, constraint_keys, sweep_trial
-from trials.spec import TrialReport, TrialSpec
+from infersweep.sweeps.errors import SweepError
+from infersweep.sweeps.spec import SweepSpec
+from infersweep.sweeps.trainable import TrialPlan, constraint_keys, sweep_trial
+from infersweep.trials.spec import TrialReport, TrialSpec
 
 __all__ = ["build_tuner", "check_resources", "quiet_ray_and_mlflow", "run_baseline", "trial_resources"]
 
@@ -20,7 +20,7 @@ def quiet_ray_and_mlflow() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    from tracking.store import quiet
+    from infersweep.tracking.store import quiet
 
     quiet()
     for name in ("optuna", "ray.tune"):
@@ -53,7 +53,7 @@ def _custom(resources: dict) -> dict:
 
 def check_resources(sweep: SweepSpec) -> None:
     """SweepError unless some node of the cluster can hold one trial."""
-    from cluster.connect import missing_resources
+    from infersweep.cluster.connect import missing_resources
 
     resources = trial_resources(sweep)
     reason = missing_resources({"CPU": resources["cpu"], "GPU": resources["gpu"], **_custom(resources)})
@@ -62,7 +62,7 @@ def check_resources(sweep: SweepSpec) -> None:
 
 
 def _run_remote_baseline(spec_json: str, trials_dir: str) -> str:
-    from trials.runner import run_trial
+    from infersweep.trials.runner import run_trial
 
     spec = TrialSpec.from_json(spec_json)
     return run_trial(spec, Path(trials_dir) / spec.trial_id()).to_json()
@@ -73,7 +73,7 @@ def run_baseline(sweep: SweepSpec, plan: TrialPlan) -> TrialReport:
     measured under other load), in a fresh worker process like every trial."""
     import ray
 
-    from trials.runner import write_report
+    from infersweep.trials.runner import write_report
 
     resources = trial_resources(sweep)
     task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], resources=_custom(resources) or None,
@@ -95,8 +95,8 @@ def build_tuner(sweep: SweepSpec, plan: TrialPlan, baseline: TrialReport, runs, 
     (an earlier one is set aside; its results are reused from the trial reports)."""
     from ray import tune
 
-    from sweeps.callbacks import MlflowTrialCallback, ProgressCallback
-    from sweeps.search import DistinctTrialsStopper, distinct_target, num_samples, searcher, trials_to_show
+    from infersweep.sweeps.callbacks import MlflowTrialCallback, ProgressCallback
+    from infersweep.sweeps.search import DistinctTrialsStopper, distinct_target, num_samples, searcher, trials_to_show
 
     directory = sweep.sweep_dir()
     trainable = tune.with_resources(tune.with_parameters(sweep_trial, plan=plan, baseline_json=baseline.to_json()),

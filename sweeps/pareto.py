@@ -6,8 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from trials import measure
-from trials.measure import LATENCY_PER_SAMPLE, SPEEDUP, interval_of
+from infersweep.trials import measure
+from infersweep.trials.measure import LATENCY_PER_SAMPLE, SPEEDUP, interval_of
 
 __all__ = ["TrialRow", "KNOB_COLUMNS", "satisfies", "dominates", "frontier", "fastest_first", "hypervolume_2d",
            "csv_columns", "write_frontier"]
@@ -24,7 +24,7 @@ class TrialRow:
 
 
 def satisfies(row: TrialRow, constraints: list[str]) -> bool:
-    from sweeps.spec import constraint_violation
+    from infersweep.sweeps.spec import constraint_violation
 
     return row.status == "ok" and all(constraint_violation(c, row.metrics) <= 0 for c in constraints)
 

@@ -1,10 +1,10 @@
 """Choose the trial to promote: among the frontier, those meeting --where, best on one metric."""
 from __future__ import annotations
 
-from sweeps.constraints import constraint_violation, parse_constraint
-from sweeps.pareto import TrialRow
-from trials.errors import InfersweepError
-from trials.measure import METRICS
+from infersweep.sweeps.constraints import constraint_violation, parse_constraint
+from infersweep.sweeps.pareto import TrialRow
+from infersweep.trials.errors import InfersweepError
+from infersweep.trials.measure import METRICS
 
 __all__ = ["NothingToPromote", "choose"]
 

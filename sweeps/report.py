@@ -6,9 +6,9 @@ import textwrap
 from rich import box
 from rich.table import Table
 
-from sweeps.pareto import TrialRow, fastest_first
-from trials import measure
-from trials.measure import METRICS, metric_text
+from infersweep.sweeps.pareto import TrialRow, fastest_first
+from infersweep.trials import measure
+from infersweep.trials.measure import METRICS, metric_text
 
 __all__ = ["frontier_table", "constraint_rule", "status_counts", "reasons_table"]
 

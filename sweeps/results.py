@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sweeps import pareto
-from sweeps.errors import SweepError
-from sweeps.spec import SweepSpec
-from sweeps.trainable import trials_dir
-from trials.measure import relative_to
-from trials.spec import TrialReport
+from infersweep.sweeps import pareto
+from infersweep.sweeps.errors import SweepError
+from infersweep.sweeps.spec import SweepSpec
+from infersweep.sweeps.trainable import trials_dir
+from infersweep.trials.measure import relative_to
+from infersweep.trials.spec import TrialReport
 
 __all__ = ["NoBaselineYet", "SweepResults", "collect_rows", "load_results", "read_report"]
 

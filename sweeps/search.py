@@ -4,8 +4,8 @@ from __future__ import annotations
 from ray.tune import Stopper
 from ray.tune.search.optuna import OptunaSearch
 
-from sweeps.spec import SweepSpec
-from sweeps.trainable import SPEC_ID
+from infersweep.sweeps.spec import SweepSpec
+from infersweep.sweeps.trainable import SPEC_ID
 
 __all__ = ["ConstrainedOptunaSearch", "DistinctTrialsStopper", "distinct_target", "missing_trials", "num_samples",
            "optuna_space", "release_stale_trials", "sampler", "searcher", "study_name", "study_storage",

@@ -14,14 +14,14 @@ from typing import Literal, Optional
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sweeps.constraints import constraint_violation, parse_constraint
-from sweeps.template import DatasetSection, Knobs, Strict, TrialSection, absolute_if_local, point_spec, template_spec
-from trials.errors import InfersweepError
-from trials.measure import LATENCY_PER_SAMPLE, METRICS, PEAK_MEMORY, ROUGE_LSUM
-from trials.precision import PRECISIONS
-from trials.pruning import MAX_PRUNE_RATIO, PRUNING_METHODS
-from trials.runtimes import RUNTIMES
-from trials.spec import DEFAULT_MODEL, TrialSpec
+from infersweep.sweeps.constraints import constraint_violation, parse_constraint
+from infersweep.sweeps.template import DatasetSection, Knobs, Strict, TrialSection, absolute_if_local, point_spec, template_spec
+from infersweep.trials.errors import InfersweepError
+from infersweep.trials.measure import LATENCY_PER_SAMPLE, METRICS, PEAK_MEMORY, ROUGE_LSUM
+from infersweep.trials.precision import PRECISIONS
+from infersweep.trials.pruning import MAX_PRUNE_RATIO, PRUNING_METHODS
+from infersweep.trials.runtimes import RUNTIMES
+from infersweep.trials.spec import DEFAULT_MODEL, TrialSpec
 
 # constraint_violation and parse_constraint live in sweeps.constraints; importers of them from
 # here (dashboards, tests) keep working

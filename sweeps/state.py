@@ -4,10 +4,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from sweeps.errors import SweepError, SweepNotFound
-from sweeps.spec import SweepSpec
-from sweeps.trainable import trials_dir
-from trials.spec import TrialReport
+from infersweep.sweeps.errors import SweepError, SweepNotFound
+from infersweep.sweeps.spec import SweepSpec
+from infersweep.sweeps.trainable import trials_dir
+from infersweep.trials.spec import TrialReport
 
 __all__ = ["RESULT_FIELDS", "SPEC_FILE", "changed_fields", "load_saved", "prepare_dir", "reported_ids"]
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model, field
 from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from trials.spec import TrialSpec
+from infersweep.trials.spec import TrialSpec
 
 __all__ = ["DATASET_KEYS", "KNOBS", "SWEEP_DEFAULTS", "DatasetSection", "Knobs", "Strict", "TrialSection",
            "absolute_if_local", "point_spec", "sweep_key", "template_spec"]

@@ -5,11 +5,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from sweeps.constraints import constraint_violation
-from sweeps.spec import Objective, SweepSpec
-from sweeps.template import point_spec
-from trials.measure import relative_to
-from trials.spec import TrialReport, TrialSpec
+from infersweep.sweeps.constraints import constraint_violation
+from infersweep.sweeps.spec import Objective, SweepSpec
+from infersweep.sweeps.template import point_spec
+from infersweep.trials.measure import relative_to
+from infersweep.trials.spec import TrialReport, TrialSpec
 
 __all__ = ["INFEASIBLE_KEY", "SPEC_ID", "WORST", "TrialPlan", "constraint_keys", "run_or_reuse", "sweep_trial",
            "trials_dir", "tune_result"]
@@ -52,7 +52,7 @@ def constraint_keys(plan: TrialPlan) -> list[str]:
 
 def run_or_reuse(plan: TrialPlan, knobs: dict) -> tuple[TrialReport, Path, bool]:
     """Run the trial for `knobs` unless its report already exists (duplicates, resumes)."""
-    from trials.runner import run_trial
+    from infersweep.trials.runner import run_trial
 
     spec = plan.trial_spec(knobs)
     directory = plan.trials_dir / spec.trial_id()

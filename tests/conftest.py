@@ -25,7 +25,7 @@ def pytest_collection_modifyitems(config, items):
 def _bundled_tokenizer():
     from transformers import AutoTokenizer
 
-    from trials.models import resolve_model
+    from infersweep.trials.models import resolve_model
 
     return AutoTokenizer.from_pretrained(resolve_model("all-MiniLM-L6-v2"))
 
@@ -75,7 +75,7 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture
 def quick_spec():
     """A fast extractive spec on three bundled documents."""
-    from trials import TrialSpec
+    from infersweep.trials import TrialSpec
 
     def make(**overrides):
         fields = dict(n=3, warmup=0, repeats=1, batch_size=2, cpus=1, timing={"max_seconds": 3})
@@ -134,7 +134,7 @@ def mlflow_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ray_local():
     """One local Ray instance for the in-process sweep tests."""
-    from cluster.connect import connect
+    from infersweep.cluster.connect import connect
 
     connect("local", num_cpus=2)
     yield

@@ -2,10 +2,10 @@
 declares there. Registered by monkeypatching trials.runtimes.RUNTIMES (tests/test_extending.py)."""
 from __future__ import annotations
 
-from trials.precision import Precision
-from trials.runtimes.base import Recipe
-from trials.runtimes.torch_eager import TorchEagerRuntime
-from trials.runtimes.torch_precision import TORCH_CPU, to_fp16
+from infersweep.trials.precision import Precision
+from infersweep.trials.runtimes.base import Recipe
+from infersweep.trials.runtimes.torch_eager import TorchEagerRuntime
+from infersweep.trials.runtimes.torch_precision import TORCH_CPU, to_fp16
 
 FP16_ON_CPU = Recipe(to_fp16, {"kernel": "torch cpu half"}, min_cosine=0.98)
 

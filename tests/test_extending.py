@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from trials import TrialSpec
-from trials.feasibility import check
-from trials.hardware import Hardware
-from trials.runtimes import PLUGIN_ENV, RUNTIMES, get_runtime
-from trials.runtimes.base import min_cosine, precisions_for
+from infersweep.trials import TrialSpec
+from infersweep.trials.feasibility import check
+from infersweep.trials.hardware import Hardware
+from infersweep.trials.runtimes import PLUGIN_ENV, RUNTIMES, get_runtime
+from infersweep.trials.runtimes.base import min_cosine, precisions_for
 
 CPU = Hardware(cpu_model="test cpu", cpu_count=2)
 FAKE = "fake_fp16_cpu"
@@ -31,7 +31,7 @@ def fake_runtime(monkeypatch):
 
 
 def test_plugin_runtimes_are_read_from_the_environment(monkeypatch):
-    from trials.runtimes import registered_elsewhere
+    from infersweep.trials.runtimes import registered_elsewhere
 
     monkeypatch.setenv(PLUGIN_ENV, f" {FAKE}=tests.fake_runtime:FakeFp16CpuRuntime ,")
     assert registered_elsewhere()[FAKE] == "tests.fake_runtime:FakeFp16CpuRuntime"
@@ -57,10 +57,10 @@ def test_the_support_table_alone_makes_it_feasible_and_named(fake_runtime):
 def test_a_sweep_schedules_runs_and_reports_it(fake_runtime, tmp_path, cache_dir, monkeypatch):
     from rich.console import Console
 
-    from sweeps.report import frontier_table
-    from sweeps.results import load_results
-    from sweeps.spec import SweepSpec
-    from sweeps.trainable import TrialPlan, run_or_reuse, tune_result
+    from infersweep.sweeps.report import frontier_table
+    from infersweep.sweeps.results import load_results
+    from infersweep.sweeps.spec import SweepSpec
+    from infersweep.sweeps.trainable import TrialPlan, run_or_reuse, tune_result
 
     monkeypatch.chdir(tmp_path)
     sweep = SweepSpec.model_validate({

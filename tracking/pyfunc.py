@@ -88,7 +88,7 @@ with warnings.catch_warnings():
 
     class SummarizerModel(mlflow.pyfunc.PythonModel):
         def load_context(self, context):
-            from trials.package import Summarizer
+            from infersweep.trials.package import Summarizer
 
             self.summarizer = Summarizer(context.artifacts["variant"])
 

@@ -8,13 +8,23 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracking import store
+from infersweep.tracking import store
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ("The city council approved a new budget on Tuesday. It adds two bus lines. "
            "Officials said the plan starts in May.")
 PROMOTIONS_EXPERIMENT = "infersweep/promotions"
 PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+def code_paths() -> list[str]:
+    """The code a promoted model runs, copied beside it: the infersweep package and, in a source
+    tree, the trials folder beside it (a wheel installs trials inside the package)."""
+    import infersweep
+    import infersweep.trials
+
+    package = Path(infersweep.__file__).resolve().parent
+    trials = Path(infersweep.trials.__file__).resolve().parent
+    return [str(package)] + ([] if trials.is_relative_to(package) else [str(trials)])
 
 
 @dataclass
@@ -34,8 +44,8 @@ def promote_variant(spec, report, run_id: str | None, uri: str, name: str, alias
     experiment, whose artifacts live next to a local store (never in the working directory)."""
     import mlflow
 
-    from tracking import pyfunc
-    from trials.package import save_variant
+    from infersweep.tracking import pyfunc
+    from infersweep.trials.package import save_variant
 
     client = store.client(uri)
     with tempfile.TemporaryDirectory(prefix="infersweep-promote-") as tmp, quiet_mlflow():
@@ -49,7 +59,7 @@ def promote_variant(spec, report, run_id: str | None, uri: str, name: str, alias
             # models from code: MLflow stores tracking/pyfunc.py itself and runs it on load (no pickle)
             info = mlflow.pyfunc.log_model(
                 name="summarizer", python_model=pyfunc.__file__, artifacts={"variant": str(variant)},
-                code_paths=[str(PROJECT_ROOT / "trials")], signature=pyfunc.signature(),
+                code_paths=code_paths(), signature=pyfunc.signature(),
                 input_example=[EXAMPLE], pip_requirements=_requirements(report.versions))
             active = run.info.run_id
         with contextlib.redirect_stderr(io.StringIO()):  # "Successfully registered ..."; we say it once

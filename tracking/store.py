@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from trials.errors import InfersweepError
+from infersweep.trials.errors import InfersweepError
 
 LOCAL_ROOT = Path(".infersweep")
 LOCAL_UI = "http://127.0.0.1:5000"  # where `infersweep ui` / `make ui` serve a local store

@@ -9,8 +9,8 @@ import logging
 import time
 from pathlib import Path
 
-from tracking import store
-from trials.measure import LATENCY_PER_SAMPLE, MODEL_SIZE, PEAK_MEMORY, ROUGE_DROP, ROUGE_LSUM, SPEEDUP
+from infersweep.tracking import store
+from infersweep.trials.measure import LATENCY_PER_SAMPLE, MODEL_SIZE, PEAK_MEMORY, ROUGE_DROP, ROUGE_LSUM, SPEEDUP
 
 log = logging.getLogger(__name__)
 TAG_SWEEP = "infersweep.sweep"

@@ -2,12 +2,12 @@
 
 Nothing here imports Ray or MLflow: a trial runs the same from a test, the CLI or a Ray worker.
 """
-from trials.spec import TrialReport, TrialSpec
+from infersweep.trials.spec import TrialReport, TrialSpec
 
 __all__ = ["TrialSpec", "TrialReport", "run_trial"]
 
 
 def run_trial(spec, out_dir=None):
-    from trials.runner import run_trial as _run
+    from infersweep.trials.runner import run_trial as _run
 
     return _run(spec, out_dir)

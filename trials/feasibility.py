@@ -6,11 +6,11 @@ instead, because a person reads them in the MLflow UI.
 """
 from __future__ import annotations
 
-from trials.hardware import Hardware
-from trials.precision import Precision
-from trials.pruning import pruning_infeasible_reason
-from trials.runtimes import RUNTIMES, get_runtime
-from trials.runtimes.base import Unsupported, devices_of, missing_requirement, precisions_for, tasks_of
+from infersweep.trials.hardware import Hardware
+from infersweep.trials.precision import Precision
+from infersweep.trials.pruning import pruning_infeasible_reason
+from infersweep.trials.runtimes import RUNTIMES, get_runtime
+from infersweep.trials.runtimes.base import Unsupported, devices_of, missing_requirement, precisions_for, tasks_of
 
 __all__ = ["check", "precision_reason"]
 

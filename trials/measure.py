@@ -238,7 +238,7 @@ def pin_threads(cpus: int) -> None:
 def relative_to(report, baseline, confidence: float = 0.95) -> dict[str, float]:
     """relative_metrics of two TrialReports, plus rouge_drop_pct's paired-bootstrap interval over
     the documents both evaluated (same ids), at `confidence` (0.5: the point estimate alone)."""
-    from trials.stats import paired_drop
+    from infersweep.trials.stats import paired_drop
 
     out = relative_metrics(report.metrics, baseline.metrics)
     mine, theirs = report.per_document.get(ROUGE_LSUM), baseline.per_document.get(ROUGE_LSUM)

@@ -10,7 +10,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from trials.spec import TrialSpec
+from infersweep.trials.spec import TrialSpec
 
 MODEL_DIR = "model"
 SPEC_FILE = "variant.json"
@@ -22,8 +22,8 @@ REAPPLIED_PRUNING = ("semi_structured_2_4",)
 
 def save_variant(spec: TrialSpec, directory: Path) -> Path:
     """Prune the spec's model exactly as its trial did and save it (weights, tokenizer, settings)."""
-    from trials.runner import calibration_documents, prune_model, pruning_calibrates, with_summary_length
-    from trials.models import get_adapter
+    from infersweep.trials.runner import calibration_documents, prune_model, pruning_calibrates, with_summary_length
+    from infersweep.trials.models import get_adapter
 
     adapter = get_adapter(spec.task)(spec)
     prune_model(adapter, spec, calibration_documents(spec) if pruning_calibrates(spec) else [])
@@ -53,9 +53,9 @@ class Summarizer:
     """Load a saved variant and summarize documents with it."""
 
     def __init__(self, directory: str | Path, batch_size: int | None = None):
-        from trials.measure import pin_threads
-        from trials.models import get_adapter
-        from trials import runtimes
+        from infersweep.trials.measure import pin_threads
+        from infersweep.trials.models import get_adapter
+        from infersweep.trials import runtimes
 
         directory = Path(directory)
         saved = json.loads((directory / SPEC_FILE).read_text())
@@ -65,7 +65,7 @@ class Summarizer:
         pin_threads(self.spec.cpus)
         self.adapter = get_adapter(self.spec.task)(self.spec)
         if self.spec.pruning in REAPPLIED_PRUNING:  # masks are in the weights; the sparse kernels are not
-            from trials.pruning import apply_pruning
+            from infersweep.trials.pruning import apply_pruning
 
             apply_pruning(self.adapter.module, self.spec.pruning, self.spec.prune_ratio)
         self._workdir = tempfile.mkdtemp(prefix="infersweep-serve-")

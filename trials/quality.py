@@ -14,7 +14,7 @@ ROUGE_TYPES = ("rouge1", "rouge2", "rougeLsum")
 
 def sentences_per_line(text: str) -> str:
     """`text` with one sentence per line: how both sides are given to rougeLsum."""
-    from trials.models.sentences import sentence_lines
+    from infersweep.trials.models.sentences import sentence_lines
 
     return "\n".join(sentence_lines(text))
 

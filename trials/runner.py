@@ -13,15 +13,15 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-from trials import feasibility, hardware
-from trials.data import CALIBRATION_DOCS, Example, Slices, load_examples, slices
-from trials.measure import (MODEL_SIZE, PEAK_MEMORY, PREPARE_PEAK_MEMORY, LatencyTracker, MemoryTracker,
+from infersweep.trials import feasibility, hardware
+from infersweep.trials.data import CALIBRATION_DOCS, Example, Slices, load_examples, slices
+from infersweep.trials.measure import (MODEL_SIZE, PEAK_MEMORY, PREPARE_PEAK_MEMORY, LatencyTracker, MemoryTracker,
                             pin_threads)
-from trials.package import write_variant
-from trials.quality import mean_scores, rouge_per_document
-from trials.serving import serving_memory
-from trials.timing import LatencyRun, StabilityRule, machine_state
-from trials.spec import TrialReport, TrialSpec
+from infersweep.trials.package import write_variant
+from infersweep.trials.quality import mean_scores, rouge_per_document
+from infersweep.trials.serving import serving_memory
+from infersweep.trials.timing import LatencyRun, StabilityRule, machine_state
+from infersweep.trials.spec import TrialReport, TrialSpec
 
 DEFAULT_OUT = Path(".infersweep") / "trials"
 SAMPLE_SUMMARIES = 3
@@ -91,8 +91,8 @@ def _reason_of(exc: BaseException) -> str:
 
 
 def _measure(spec: TrialSpec, workdir: Path, phase, hw: hardware.Hardware) -> dict:
-    from trials import runtimes
-    from trials.models import get_adapter
+    from infersweep.trials import runtimes
+    from infersweep.trials.models import get_adapter
 
     pin_threads(spec.cpus)
     with phase("data"):
@@ -182,7 +182,7 @@ def with_summary_length(spec: TrialSpec, plan: Slices | None = None) -> tuple[Tr
     AUTO_MIN_OUTSIDE are outside it, the evaluated references are read too, and the note says so."""
     if spec.task != "extractive" or spec.summary_length != "auto":
         return spec, []
-    from trials.models.extractive import auto_sentences
+    from infersweep.trials.models.extractive import auto_sentences
 
     if plan is None:
         examples = load_examples(spec.dataset, spec.document_field, spec.summary_field)
@@ -210,7 +210,7 @@ def prune_model(adapter, spec: TrialSpec, calibration_docs: list[str]) -> dict:
     Structured pruning ranks heads and neurons by their activations on the calibration documents
     (or by weight norms), with the per-kind ratios of `spec.structured` where given.
     """
-    from trials.pruning import apply_pruning
+    from infersweep.trials.pruning import apply_pruning
 
     if spec.pruning != "structured":
         return apply_pruning(adapter.module, spec.pruning, spec.prune_ratio)

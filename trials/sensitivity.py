@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from trials.data import CALIBRATION_DOCS, calibration_slice, eval_slice, load_examples
-from trials.measure import LATENCY_PER_SAMPLE, MODEL_SIZE, ROUGE_LSUM, LatencyTracker, pin_threads
-from trials.pruning import (apply_pruning, attention_shape, blocks, count_parameters, find_encoder,
+from infersweep.trials.data import CALIBRATION_DOCS, calibration_slice, eval_slice, load_examples
+from infersweep.trials.measure import LATENCY_PER_SAMPLE, MODEL_SIZE, ROUGE_LSUM, LatencyTracker, pin_threads
+from infersweep.trials.pruning import (apply_pruning, attention_shape, blocks, count_parameters, find_encoder,
                             importance_scores, prune_structured)
-from trials.quality import rouge
-from trials.spec import TrialSpec
+from infersweep.trials.quality import rouge
+from infersweep.trials.spec import TrialSpec
 
 KINDS = ("heads", "ffn", "structured", "unstructured")
 DEFAULT_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5)
@@ -71,11 +71,11 @@ class Scanner:
 
     def __init__(self, spec: TrialSpec, importance: str | None = "activation",
                  calibration_docs: int = CALIBRATION_DOCS, workdir: Path | None = None):
-        from trials.models import get_adapter
+        from infersweep.trials.models import get_adapter
 
-        from trials import feasibility
-        from trials.hardware import detect
-        from trials.runtimes import Infeasible
+        from infersweep.trials import feasibility
+        from infersweep.trials.hardware import detect
+        from infersweep.trials.runtimes import Infeasible
 
         if spec.task != "extractive":
             raise ValueError("the sensitivity scan runs the extractive task (encoder models)")
@@ -123,7 +123,7 @@ class Scanner:
     # -- measurement
     def prepare(self, module):
         """The spec's runtime and precision applied to `module`: (engine, parameters, size MB)."""
-        from trials import runtimes
+        from infersweep.trials import runtimes
 
         self._count += 1
         workdir = self.workdir / f"v{self._count}"

@@ -32,7 +32,7 @@ def serving_memory(variant_dir: Path, documents: list[str], batch_size: int) -> 
     child's last words when it fails."""
     variant_dir = Path(variant_dir)
     (variant_dir / DOCUMENTS_FILE).write_text(json.dumps({"documents": documents, "batch_size": batch_size}))
-    done = subprocess.run([sys.executable, "-m", "trials.serving", str(variant_dir)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "infersweep.trials.serving", str(variant_dir)], capture_output=True,
                           text=True, timeout=TIMEOUT_S, cwd=Path.cwd())
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -62,9 +62,9 @@ def _import_runtime_libraries(variant_dir: Path, device: str) -> None:
     import torch
     from transformers import AutoConfig
 
-    from trials.package import MODEL_DIR
+    from infersweep.trials.package import MODEL_DIR
 
-    for optional in ("onnxruntime", "trials.models.extractive", "trials.models.seq2seq"):
+    for optional in ("onnxruntime", "infersweep.trials.models.extractive", "infersweep.trials.models.seq2seq"):
         try:
             importlib.import_module(optional)
         except ImportError:
@@ -80,8 +80,8 @@ def _import_runtime_libraries(variant_dir: Path, device: str) -> None:
 
 
 def _measure(variant_dir: Path) -> dict:
-    from trials.measure import MemoryTracker, rss_mb
-    from trials.package import SPEC_FILE, Summarizer
+    from infersweep.trials.measure import MemoryTracker, rss_mb
+    from infersweep.trials.package import SPEC_FILE, Summarizer
 
     job = json.loads((variant_dir / DOCUMENTS_FILE).read_text())
     device = json.loads((variant_dir / SPEC_FILE).read_text())["spec"].get("device", "cpu")

@@ -8,10 +8,10 @@ from typing import Annotated, Any, Literal, Optional, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from trials.models import ADAPTERS
-from trials.precision import PRECISIONS, Precision
-from trials.pruning import MAX_PRUNE_RATIO, PRUNING_METHODS
-from trials.runtimes import RUNTIMES
+from infersweep.trials.models import ADAPTERS
+from infersweep.trials.precision import PRECISIONS, Precision
+from infersweep.trials.pruning import MAX_PRUNE_RATIO, PRUNING_METHODS
+from infersweep.trials.runtimes import RUNTIMES
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_DATASET = "sample"
@@ -262,7 +262,7 @@ class TrialReport(BaseModel):
     @classmethod
     def _known_metrics(cls, metrics: dict[str, float]) -> dict[str, float]:
         """Only names from trials.measure.METRICS: a misspelt name would vanish from every table."""
-        from trials.measure import METRICS
+        from infersweep.trials.measure import METRICS
 
         unknown = [name for name in metrics if name not in METRICS]
         if unknown:

@@ -15,7 +15,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-from trials.measure import LATENCY_PER_SAMPLE, percentile
+from infersweep.trials.measure import LATENCY_PER_SAMPLE, percentile
 
 __all__ = ["StabilityRule", "LatencyRun", "median_interval", "machine_state"]
 

@@ -63,7 +63,7 @@ def test_sweep_tracking_works_with_env_credentials_only(auth_server, monkeypatch
     from mlflow.exceptions import MlflowException
     from mlflow.server import get_app_client
 
-    from tracking.sweep_runs import SweepRuns
+    from infersweep.tracking.sweep_runs import SweepRuns
 
     url, admin_password = auth_server
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")

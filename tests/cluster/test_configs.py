@@ -148,7 +148,7 @@ def test_rayjob_runs_the_documented_sweep_entrypoint(rayjob):
     from typer.main import get_command
 
     from infersweep.cli import app
-    from sweeps.spec import load_sweep_spec
+    from infersweep.sweeps.spec import load_sweep_spec
 
     assert rayjob["apiVersion"] == "ray.io/v1" and rayjob["kind"] == "RayJob"
     spec = rayjob["spec"]

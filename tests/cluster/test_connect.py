@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster import connect as cc
+from infersweep.cluster import connect as cc
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -146,7 +146,7 @@ def ray_cluster():
     import ray
     from ray.cluster_utils import Cluster
 
-    from cluster.connect import connect
+    from infersweep.cluster.connect import connect
 
     temp_dir = tempfile.mkdtemp(prefix="rayc", dir="/tmp")
     node = dict(num_cpus=1, node_ip_address="127.0.0.1", object_store_memory=80 * MiB)
@@ -218,8 +218,8 @@ def reports(sweep_dir: Path) -> dict[str, dict]:
 def assert_one_run_per_trial(uri: str, sweep_dir: Path, name: str) -> dict:
     """Exactly one run per report on disk, FINISHED (ok) or FAILED, none RUNNING, each a child of
     the sweep's one parent run and holding its report's knobs and metrics."""
-    from tracking.sweep_runs import SweepRuns
-    from trials import TrialSpec
+    from infersweep.tracking.sweep_runs import SweepRuns
+    from infersweep.trials import TrialSpec
 
     runs = SweepRuns(name, uri)
     parents = runs.client.search_runs(
@@ -287,9 +287,9 @@ def trial_id_of(proc, sweep) -> str | None:
 
 
 def test_a_trial_needing_an_accelerator_no_node_has_fails_fast(ray_cluster, tracking, tmp_path):
-    from cluster.connect import missing_resources
-    from sweeps.driver import SweepError, run_sweep
-    from sweeps.spec import load_sweep_spec
+    from infersweep.cluster.connect import missing_resources
+    from infersweep.sweeps.driver import SweepError, run_sweep
+    from infersweep.sweeps.spec import load_sweep_spec
 
     assert missing_resources({"CPU": 1, "GPU": 0, f"accelerator_type:{ACCEL}": 0.001}) is None
     assert "CPU=2" in missing_resources({"CPU": 2})  # 2 CPUs in all, but at most 1 on a node
@@ -305,7 +305,7 @@ def test_a_trial_needing_an_accelerator_no_node_has_fails_fast(ray_cluster, trac
 
 
 def test_killed_driver_then_resume_finishes_the_sweep(ray_cluster, tracking, tmp_path):
-    from sweeps.spec import load_sweep_spec
+    from infersweep.sweeps.spec import load_sweep_spec
 
     spec = write_sweep(tmp_path, "driver-kill")
     sweep = load_sweep_spec(spec)
@@ -333,7 +333,7 @@ def test_killed_driver_then_resume_finishes_the_sweep(ray_cluster, tracking, tmp
 
 
 def test_mlflow_server_down_mid_sweep_loses_nothing(ray_cluster, tracking, tmp_path):
-    from sweeps.spec import load_sweep_spec
+    from infersweep.sweeps.spec import load_sweep_spec
 
     spec = write_sweep(tmp_path, "server-down", batch_sizes=(1, 2, 4))
     sweep = load_sweep_spec(spec)
@@ -367,7 +367,7 @@ def test_mlflow_server_down_mid_sweep_loses_nothing(ray_cluster, tracking, tmp_p
 def test_mlflow_server_down_until_the_sweep_ends_then_resume_logs_it(ray_cluster, tracking, tmp_path):
     """Every trial finishes while the server is down: the driver stops (non-zero) and says so,
     the reports are all on disk, and `infersweep resume` logs them once the server is back."""
-    from sweeps.spec import load_sweep_spec
+    from infersweep.sweeps.spec import load_sweep_spec
 
     spec = write_sweep(tmp_path, "end-down", precisions=("fp32", "int8_dynamic"))
     sweep = load_sweep_spec(spec)
@@ -375,7 +375,7 @@ def test_mlflow_server_down_until_the_sweep_ends_then_resume_logs_it(ray_cluster
     started = time.monotonic()
     proc = start_driver(["launch", str(spec), *common], tmp_path / "launch.log",
                         MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
-    from tracking.sweep_runs import SweepRuns
+    from infersweep.tracking.sweep_runs import SweepRuns
 
     def baseline_logged():  # the driver logs the baseline itself before the search starts
         try:
@@ -402,7 +402,7 @@ def test_mlflow_server_down_until_the_sweep_ends_then_resume_logs_it(ray_cluster
 
 
 def test_worker_node_killed_mid_trial_is_retried_elsewhere(ray_cluster, tracking, tmp_path):
-    from sweeps.spec import load_sweep_spec
+    from infersweep.sweeps.spec import load_sweep_spec
 
     # timed passes long enough (seconds) that the kill surely lands mid-trial
     spec = write_sweep(tmp_path, "node-kill", precisions=("fp32", "int8_dynamic"), repeats=25)

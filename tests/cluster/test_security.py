@@ -9,7 +9,7 @@ import pickle
 
 import pytest
 
-from sweeps.spec import SweepSpecError, load_sweep_spec
+from infersweep.sweeps.spec import SweepSpecError, load_sweep_spec
 
 PASSWORD = "pickle-canary-pw-41"
 
@@ -40,8 +40,8 @@ def test_trust_remote_code_is_off_unless_the_sweep_opts_in(tmp_path):
 
 def test_pickled_tracking_state_holds_no_credentials(tmp_path, monkeypatch):
     """SweepRuns and the MLflow callback are pickled into Tune's experiment state."""
-    from sweeps.callbacks import MlflowTrialCallback
-    from tracking.sweep_runs import SweepRuns
+    from infersweep.sweeps.callbacks import MlflowTrialCallback
+    from infersweep.tracking.sweep_runs import SweepRuns
 
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "sweeper")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)

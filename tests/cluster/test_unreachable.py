@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster import connect as cc
+from infersweep.cluster import connect as cc
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "sweeps" / "specs" / "quickstart.yaml"
@@ -141,7 +141,7 @@ def test_launch_against_a_closed_ray_address_exits_in_seconds(tmp_path):
     line = _one_line_error(done)
     assert f"127.0.0.1:{port}" in line and "ray start --head" in line
     # no orphan: the sweep's parent run (local store) ended FAILED with the reason, not RUNNING
-    from tracking.sweep_runs import SweepRuns
+    from infersweep.tracking.sweep_runs import SweepRuns
 
     runs = SweepRuns("quickstart", f"sqlite:///{tmp_path / '.infersweep' / 'mlflow.db'}")
     parent = runs.client.get_run(runs._find("sweep").info.run_id)

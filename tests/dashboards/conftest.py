@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from sweeps.pareto import TrialRow
-from trials.measure import relative_metrics
+from infersweep.sweeps.pareto import TrialRow
+from infersweep.trials.measure import relative_metrics
 
 OBJECTIVES = [("latency_ms_per_sample", "min"), ("peak_memory_mb", "min"), ("rougeLsum", "max")]
 CONSTRAINTS = ["rouge_drop_pct <= 1.0"]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.report import build_report
-from sweeps.pareto import frontier
+from infersweep.dashboards.report import build_report
+from infersweep.sweeps.pareto import frontier
 from tests.dashboards.conftest import CONSTRAINTS, OBJECTIVES, RAN
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -6,13 +6,13 @@ import re
 import pytest
 from rich.console import Console
 
-from dashboards.data import report_data
-from dashboards.report import render_html
-from sweeps.pareto import frontier, write_frontier
-from sweeps.report import frontier_table
+from infersweep.dashboards.data import report_data
+from infersweep.dashboards.report import render_html
+from infersweep.sweeps.pareto import frontier, write_frontier
+from infersweep.sweeps.report import frontier_table
 from tests.dashboards.conftest import CONSTRAINTS, OBJECTIVES, known_rows
-from trials import measure
-from trials.measure import METRICS
+from infersweep.trials import measure
+from infersweep.trials.measure import METRICS
 
 # what the three tables showed before the list existed (pareto.csv's header, byte for byte)
 CSV_HEADER = ["trial_id", "runtime", "precision", "pruning", "prune_ratio", "batch_size",

@@ -4,12 +4,12 @@ import re
 
 import pytest
 
-from dashboards.data import (LATENCY, MEMORY, ROUGE, colour_of, constraint_band, report_data, staircase,
+from infersweep.dashboards.data import (LATENCY, MEMORY, ROUGE, colour_of, constraint_band, report_data, staircase,
                              symbol_of)
-from dashboards.figures import scatter
-from dashboards.links import LOCAL_UI, run_links, ui_base
-from dashboards.report import HTML_NAME, PNG_NAME, build_report
-from sweeps.pareto import frontier
+from infersweep.dashboards.figures import scatter
+from infersweep.dashboards.links import LOCAL_UI, run_links, ui_base
+from infersweep.dashboards.report import HTML_NAME, PNG_NAME, build_report
+from infersweep.sweeps.pareto import frontier
 from tests.dashboards.conftest import CONSTRAINTS, EXPECTED_FRONTIER, FP16_REASON, OBJECTIVES, RAN
 
 LINKS = {tid: f"http://127.0.0.1:5000/#/experiments/7/runs/run-{tid}" for tid in RAN}
@@ -140,7 +140,7 @@ def test_build_report_writes_a_self_contained_page_and_a_png(rows, tmp_path):
 
 
 def test_report_of_a_sweep_where_nothing_ran(tmp_path):
-    from sweeps.pareto import TrialRow
+    from infersweep.sweeps.pareto import TrialRow
 
     rows = [TrialRow("x", "infeasible", {"runtime": "torch", "precision": "fp16", "pruning": "none",
                                          "prune_ratio": 0.0, "batch_size": 1}, {}, "fp16 needs CUDA")]
@@ -180,8 +180,8 @@ def test_run_links():
 
 
 def test_every_catalog_precision_has_its_own_symbol_in_catalog_order():
-    from dashboards.data import PRECISION_ORDER
-    from trials.precision import Precision
+    from infersweep.dashboards.data import PRECISION_ORDER
+    from infersweep.trials.precision import Precision
 
     assert PRECISION_ORDER == [p.value for p in Precision]
     symbols = [symbol_of(p.value, [p.value]) for p in Precision]

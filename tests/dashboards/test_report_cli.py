@@ -5,10 +5,10 @@ import typer
 from typer.testing import CliRunner
 
 from infersweep.report_cli import report
-from sweeps.spec import SweepSpec
-from sweeps.trainable import trials_dir
-from trials.measure import relative_metrics
-from trials.spec import TrialReport
+from infersweep.sweeps.spec import SweepSpec
+from infersweep.sweeps.trainable import trials_dir
+from infersweep.trials.measure import relative_metrics
+from infersweep.trials.spec import TrialReport
 
 app = typer.Typer()
 app.command()(report)
@@ -54,7 +54,7 @@ def write_sweep(tmp_path):
 
 
 def test_report_command_links_frontier_rows_to_their_mlflow_runs(tmp_path):
-    from tracking.sweep_runs import SweepRuns
+    from infersweep.tracking.sweep_runs import SweepRuns
 
     sweep, reports = write_sweep(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

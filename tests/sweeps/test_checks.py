@@ -6,8 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from infersweep.cli import app
-from sweeps.checks import declared_hardware, preflight
-from sweeps.spec import SweepSpecError, load_sweep_spec
+from infersweep.sweeps.checks import declared_hardware, preflight
+from infersweep.sweeps.spec import SweepSpecError, load_sweep_spec
 
 runner = CliRunner()
 

@@ -1,12 +1,12 @@
 """Relaunching a sweep whose file changed: continue, restart, or a clear refusal (no Ray needed)."""
 import pytest
 
-from sweeps.errors import SweepError
-from sweeps.spec import SweepSpec
-from sweeps.state import changed_fields, prepare_dir
-from sweeps.trainable import trials_dir
-from trials.runner import write_report
-from trials.spec import TrialReport
+from infersweep.sweeps.errors import SweepError
+from infersweep.sweeps.spec import SweepSpec
+from infersweep.sweeps.state import changed_fields, prepare_dir
+from infersweep.sweeps.trainable import trials_dir
+from infersweep.trials.runner import write_report
+from infersweep.trials.spec import TrialReport
 
 
 def sweep(tmp_path, **overrides) -> SweepSpec:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sweeps.spec import load_sweep_spec
+from infersweep.sweeps.spec import load_sweep_spec
 from tests.sweeps.test_sweep_e2e import small_sweep
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,7 @@ def test_an_interrupted_sweep_exits_non_zero_and_says_how_to_resume(tmp_path, si
     assert "Pareto frontier" not in out and "promote" not in out
     assert "Tuner.restore" not in out + err
 
-    from tracking.sweep_runs import SweepRuns
+    from infersweep.tracking.sweep_runs import SweepRuns
 
     runs = SweepRuns(name, uri)
     parent = runs.client.get_run(runs._find("sweep").info.run_id)

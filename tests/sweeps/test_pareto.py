@@ -1,7 +1,7 @@
 import pytest
 
-from sweeps.pareto import TrialRow, dominates, frontier, hypervolume_2d, write_frontier
-from sweeps.promote import NothingToPromote, choose
+from infersweep.sweeps.pareto import TrialRow, dominates, frontier, hypervolume_2d, write_frontier
+from infersweep.sweeps.promote import NothingToPromote, choose
 
 OBJ = [("latency_ms_per_sample", "min"), ("rougeLsum", "max")]
 
@@ -48,7 +48,7 @@ def test_frontier_files(tmp_path):
 
 
 def test_distinct_stopper_ignores_duplicates_and_the_baseline():
-    from sweeps.search import DistinctTrialsStopper
+    from infersweep.sweeps.search import DistinctTrialsStopper
 
     stop = DistinctTrialsStopper(2, {"base"})
     for tid in ("base", "a", "a", "base"):
@@ -59,7 +59,7 @@ def test_distinct_stopper_ignores_duplicates_and_the_baseline():
 
 
 def test_frontier_tables_list_the_fastest_first_and_break_ties_on_latency():
-    from sweeps.pareto import fastest_first
+    from infersweep.sweeps.pareto import fastest_first
 
     rows = [row("slow", 10, 30), row("fast", 2, 30), row("tie-slower", 5, 30), row("tie", 4, 30)]
     rows[2].metrics["speedup"] = rows[3].metrics["speedup"]  # same speedup, higher latency

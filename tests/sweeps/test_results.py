@@ -8,11 +8,11 @@ import pytest
 from typer.testing import CliRunner
 
 from infersweep.cli import app
-from sweeps.driver import finish
-from sweeps.results import NoBaselineYet, load_results
-from sweeps.spec import SweepSpec
-from sweeps.trainable import trials_dir
-from trials.spec import TrialReport
+from infersweep.sweeps.driver import finish
+from infersweep.sweeps.results import NoBaselineYet, load_results
+from infersweep.sweeps.spec import SweepSpec
+from infersweep.sweeps.trainable import trials_dir
+from infersweep.trials.spec import TrialReport
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

@@ -1,6 +1,6 @@
 import pytest
 
-from sweeps.spec import SweepSpecError, constraint_violation, load_sweep_spec
+from infersweep.sweeps.spec import SweepSpecError, constraint_violation, load_sweep_spec
 
 SPECS = __import__("pathlib").Path(__file__).resolve().parents[2] / "sweeps" / "specs"
 
@@ -73,7 +73,7 @@ def test_relative_paths_are_resolved_on_the_driver(tmp_path, monkeypatch):
 
 def test_what_a_resumed_sweep_still_owes(tmp_path):
     """Grid: every point without a report (the baseline's point counts as done); others: the budget."""
-    from sweeps.search import missing_trials, trials_to_show
+    from infersweep.sweeps.search import missing_trials, trials_to_show
 
     grid = load_sweep_spec(write(tmp_path, "name: g\nspace: {precision: [fp32, int8_dynamic], batch_size: [1, 2]}\n"
                                            "search: {algorithm: grid}\nbaseline: {batch_size: 1}\n"))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from infersweep.sweep_cli import write_sweep_report
-from sweeps.driver import run_sweep
-from sweeps.spec import load_sweep_spec
+from infersweep.sweeps.driver import run_sweep
+from infersweep.sweeps.spec import load_sweep_spec
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ def small_sweep(tmp_path, name="small", algorithm="grid", trials=6):
 
 
 def mlflow_runs(uri: str, sweep: str):
-    from tracking.sweep_runs import SweepRuns
+    from infersweep.tracking.sweep_runs import SweepRuns
 
     return SweepRuns(sweep, uri).trial_runs()
 
@@ -129,7 +129,7 @@ def test_promote_then_load_in_a_fresh_process_and_summarize(tmp_path, ray_local)
     assert summary.returncode == 0, summary.stderr[-3000:]
     assert "park" in summary.stdout
 
-    from tracking.store import client
+    from infersweep.tracking.store import client
 
     version = client(uri).get_model_version_by_alias("promo-model", "champion")
     assert version.tags["sweep"] == "promo" and "metric.latency_ms_per_sample" in version.tags

@@ -9,10 +9,10 @@ import pickle
 import pytest
 import yaml
 
-from sweeps.spec import SweepSpec, SweepSpecError, load_sweep_spec
-from sweeps.template import SWEEP_DEFAULTS, DatasetSection, Knobs, TrialSection
-from sweeps.trainable import TrialPlan, tune_result
-from trials.spec import TrialReport, TrialSpec
+from infersweep.sweeps.spec import SweepSpec, SweepSpecError, load_sweep_spec
+from infersweep.sweeps.template import SWEEP_DEFAULTS, DatasetSection, Knobs, TrialSection
+from infersweep.sweeps.trainable import TrialPlan, tune_result
+from infersweep.trials.spec import TrialReport, TrialSpec
 
 SPECS = __import__("pathlib").Path(__file__).resolve().parents[2] / "sweeps" / "specs"
 
@@ -128,7 +128,7 @@ def test_workers_get_a_small_plan_not_the_sweep(tmp_path):
 
 
 def test_a_callback_pickled_before_the_plan_existed_still_loads():
-    from sweeps.callbacks import MlflowTrialCallback
+    from infersweep.sweeps.callbacks import MlflowTrialCallback
 
     sweep = SweepSpec(name="a")
     callback = MlflowTrialCallback.__new__(MlflowTrialCallback)

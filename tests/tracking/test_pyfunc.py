@@ -25,10 +25,10 @@ PROMOTE = """
 import json, sys
 from infersweep.quiet import quiet_libraries
 quiet_libraries()  # what the CLI's `promote` does before it promotes
-from trials import TrialSpec
-from trials.hardware import library_versions
-from trials.spec import TrialReport
-from tracking.registry import promote_variant
+from infersweep.trials import TrialSpec
+from infersweep.trials.hardware import library_versions
+from infersweep.trials.spec import TrialReport
+from infersweep.tracking.registry import promote_variant
 spec = TrialSpec(n=3, warmup=0, repeats=1, batch_size=2, cpus=1)
 report = TrialReport(spec=spec, status="ok", metrics={"latency_ms_per_sample": 1.0}, versions=library_versions())
 done = promote_variant(spec, report, None, sys.argv[1], %r, "champion", {"sweep": "test"})
@@ -37,7 +37,7 @@ print("PROMOTED " + json.dumps(done.model_uri))
 
 
 def _documents(n: int) -> list[str]:
-    from trials.data import load_examples
+    from infersweep.trials.data import load_examples
 
     return [e.document for e in load_examples("sample")[:n]]
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tracking.registry import promote_variant
-from tracking.sweep_runs import TAG_KIND, SweepRuns
-from trials import TrialSpec
-from trials.spec import TrialReport
+from infersweep.tracking.registry import promote_variant
+from infersweep.tracking.sweep_runs import TAG_KIND, SweepRuns
+from infersweep.trials import TrialSpec
+from infersweep.trials.spec import TrialReport
 
 pytestmark = pytest.mark.slow  # saves and logs the bundled model (~90 MB): about 10 s
 

@@ -21,9 +21,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from pydantic import ValidationError
 
-from tracking.sweep_runs import NOTE_TAG, PARENT_TAG, TAG_KIND, TAG_SWEEP, TAG_TRIAL, SweepRuns
-from trials import TrialSpec
-from trials.spec import TrialReport
+from infersweep.tracking.sweep_runs import NOTE_TAG, PARENT_TAG, TAG_KIND, TAG_SWEEP, TAG_TRIAL, SweepRuns
+from infersweep.trials import TrialSpec
+from infersweep.trials.spec import TrialReport
 
 METRICS = {"latency_ms_per_sample": 3.5, "latency_ms_p95": 4.25, "peak_memory_mb": 120.0,
            "model_size_mb": 40.0, "rougeLsum": 35.2, "rouge1": 40.0, "rouge2": 15.0}

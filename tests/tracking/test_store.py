@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tracking import store
-from tracking.sweep_runs import SweepRuns
-from trials import TrialSpec
-from trials.spec import TrialReport
+from infersweep.tracking import store
+from infersweep.tracking.sweep_runs import SweepRuns
+from infersweep.trials import TrialSpec
+from infersweep.trials.spec import TrialReport
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from tests.conftest import start_mlflow_server
-from tracking import store
-from tracking.sweep_runs import STATUS_TO_RUN, SweepRuns
-from trials import TrialSpec
-from trials.spec import TrialReport
+from infersweep.tracking import store
+from infersweep.tracking.sweep_runs import STATUS_TO_RUN, SweepRuns
+from infersweep.trials import TrialSpec
+from infersweep.trials.spec import TrialReport
 
 OK_METRICS = {"latency_ms_per_sample": 3.5, "peak_memory_mb": 120.0, "model_size_mb": 40.0,
               "rougeLsum": 35.2, "rouge1": 40.0, "rouge2": 15.0}

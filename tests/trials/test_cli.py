@@ -3,7 +3,7 @@ import json
 from typer.testing import CliRunner
 
 from infersweep.cli import app
-from trials.errors import InfersweepError
+from infersweep.trials.errors import InfersweepError
 
 runner = CliRunner()
 
@@ -49,7 +49,7 @@ def _raise(error):
 
 
 def test_an_infersweep_error_from_deep_down_is_one_red_line_and_exit_2(monkeypatch):
-    monkeypatch.setattr("trials.models.resolve_model", _raise(_DeepError("model: fix the path\nor the name")))
+    monkeypatch.setattr("infersweep.trials.models.resolve_model", _raise(_DeepError("model: fix the path\nor the name")))
     result = runner.invoke(app, ["trial"])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert result.output.strip() == "error: model: fix the path or the name"
@@ -58,12 +58,12 @@ def test_an_infersweep_error_from_deep_down_is_one_red_line_and_exit_2(monkeypat
 def test_an_error_that_says_its_exit_code_ends_with_it(monkeypatch):
     error = _DeepError("the server went away")
     error.exit_code = 1
-    monkeypatch.setattr("trials.models.resolve_model", _raise(error))
+    monkeypatch.setattr("infersweep.trials.models.resolve_model", _raise(error))
     assert runner.invoke(app, ["trial"]).exit_code == 1
 
 
 def test_other_exceptions_are_not_turned_into_user_errors(monkeypatch):
-    monkeypatch.setattr("trials.models.resolve_model", _raise(KeyError("a bug")))
+    monkeypatch.setattr("infersweep.trials.models.resolve_model", _raise(KeyError("a bug")))
     result = runner.invoke(app, ["trial"])
     assert isinstance(result.exception, KeyError)
 

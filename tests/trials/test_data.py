@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from trials.data import DatasetError, calibration_slice, eval_slice, load_examples
+from infersweep.trials.data import DatasetError, calibration_slice, eval_slice, load_examples
 
 
 def test_bundled_sample_is_valid_and_large_enough():
@@ -84,7 +84,7 @@ def test_utf8_byte_order_mark_is_accepted(tmp_path):
 
 
 def test_slices_cap_n_and_say_when_calibration_overlaps():
-    from trials.data import slices
+    from infersweep.trials.data import slices
 
     examples = load_examples("sample")  # 36 examples
     capped = slices(examples, 50, 8)

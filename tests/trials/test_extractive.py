@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from trials.models.extractive import forward_centrality, select_sentences
+from infersweep.trials.models.extractive import forward_centrality, select_sentences
 
 SENTENCES = [f"Sentence number {i} has enough words to be eligible here." for i in range(8)]
 
@@ -47,7 +47,7 @@ def test_a_word_budget_picks_sentences_until_it_is_reached():
 
 
 def test_auto_length_is_the_median_reference_sentence_count():
-    from trials.models.extractive import auto_sentences
+    from infersweep.trials.models.extractive import auto_sentences
 
     assert auto_sentences(["One. Two.", "One. Two. Three.", "One.\nTwo.\nThree.\nFour."]) == 3
     assert auto_sentences(["One. Two.", "One."]) == 2  # a half rounds up
@@ -58,7 +58,7 @@ def test_auto_length_is_the_median_reference_sentence_count():
 def test_summary_length_setting_validates_and_keeps_old_trial_ids():
     from pydantic import ValidationError
 
-    from trials.spec import TrialSpec
+    from infersweep.trials.spec import TrialSpec
 
     assert TrialSpec().summary_length == "auto"
     assert TrialSpec(summary_length=5).summary_length == "5"

@@ -1,8 +1,8 @@
 import pytest
 
-from trials import TrialSpec
-from trials.feasibility import check
-from trials.hardware import Hardware
+from infersweep.trials import TrialSpec
+from infersweep.trials.feasibility import check
+from infersweep.trials.hardware import Hardware
 
 CPU = Hardware(cpu_model="test cpu", cpu_count=2)
 GPU = Hardware(cpu_model="test cpu", cpu_count=2, cuda_available=True, gpu_name="H100", gpu_count=1,

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from trials import TrialSpec
-from trials.models.extractive import ExtractiveSummarizer
-from trials.runtimes.torch_precision import TORCH_CPU
-from trials.pruning import apply_pruning, linear_sparsity, prunable_linears
+from infersweep.trials import TrialSpec
+from infersweep.trials.models.extractive import ExtractiveSummarizer
+from infersweep.trials.runtimes.torch_precision import TORCH_CPU
+from infersweep.trials.pruning import apply_pruning, linear_sparsity, prunable_linears
 
 
 @pytest.fixture(scope="module")

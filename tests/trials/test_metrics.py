@@ -5,13 +5,13 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from trials import measure
-from trials.measure import (FRONTIER_METRICS, METRICS, MISSING, ROUGE_DROP, SPEEDUP, LatencyTracker, interval_of,
+from infersweep.trials import measure
+from infersweep.trials.measure import (FRONTIER_METRICS, METRICS, MISSING, ROUGE_DROP, SPEEDUP, LatencyTracker, interval_of,
                             metric_text, relative_metrics)
-from trials.quality import ROUGE_TYPES
-from trials.spec import TrialReport, TrialSpec
-from trials.stats import Interval
-from trials.timing import LatencyRun
+from infersweep.trials.quality import ROUGE_TYPES
+from infersweep.trials.spec import TrialReport, TrialSpec
+from infersweep.trials.stats import Interval
+from infersweep.trials.timing import LatencyRun
 
 NAME_CONSTANTS = ["LATENCY_PER_SAMPLE", "LATENCY_P95", "THROUGHPUT", "PEAK_MEMORY", "MODEL_SIZE", "ROUGE1",
                   "ROUGE2", "ROUGE_LSUM", "ROUGE_DROP", "SPEEDUP", "MEMORY_REDUCTION"]

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import pytest
 
-from trials import TrialSpec
-from trials.feasibility import check, precision_reason
-from trials.hardware import Hardware
-from trials.runtimes import get_runtime
+from infersweep.trials import TrialSpec
+from infersweep.trials.feasibility import check, precision_reason
+from infersweep.trials.hardware import Hardware
+from infersweep.trials.runtimes import get_runtime
 
 CPU = Hardware(cpu_model="test cpu", cpu_count=2)
 GPU = Hardware(cpu_model="test cpu", cpu_count=2, cuda_available=True, gpu_name="H100", gpu_count=1,
@@ -67,7 +67,7 @@ def _spec(model_dir, **overrides) -> TrialSpec:
 
 @pytest.fixture(scope="module")
 def adapters(model_dirs):
-    from trials.models.seq2seq import Seq2SeqSummarizer
+    from infersweep.trials.models.seq2seq import Seq2SeqSummarizer
 
     return {name: Seq2SeqSummarizer(_spec(path)) for name, path in model_dirs.items()}
 
@@ -75,7 +75,7 @@ def adapters(model_dirs):
 @pytest.fixture(scope="module")
 def engines(adapters, model_dirs, cache_dir, tmp_path_factory):
     """(model, precision) -> a prepared OrtSeq2SeqEngine, built once per module."""
-    from trials.runtimes import get_runtime
+    from infersweep.trials.runtimes import get_runtime
 
     built = {}
 
@@ -94,8 +94,8 @@ def engines(adapters, model_dirs, cache_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def documents():
     """Four bundled documents cut to different lengths: the batch is padded."""
-    from trials.data import load_examples
-    from trials.spec import DEFAULT_DATASET
+    from infersweep.trials.data import load_examples
+    from infersweep.trials.spec import DEFAULT_DATASET
 
     docs = [e.document for e in load_examples(DEFAULT_DATASET, "document", "summary")[:4]]
     return [docs[0], docs[1][:150], docs[2][:400], docs[3][:60]]
@@ -230,8 +230,8 @@ def test_int4_graphs_use_matmulnbits(engines):
 
 def test_engine_reports_its_graphs_and_the_second_prepare_hits_the_cache(adapters, model_dirs, engines,
                                                                           tmp_path):
-    from trials.runtimes import get_runtime
-    from trials.runtimes.onnx_seq2seq_export import GRAPHS, graph_sizes_mb
+    from infersweep.trials.runtimes import get_runtime
+    from infersweep.trials.runtimes.onnx_seq2seq_export import GRAPHS, graph_sizes_mb
 
     first = engines("t5", "int8_dynamic")
     assert first.cache_info["cache_steps"].endswith("int8_dynamic:miss")
@@ -247,7 +247,7 @@ def test_engine_reports_its_graphs_and_the_second_prepare_hits_the_cache(adapter
 
 @pytest.mark.parametrize("name", ["bart", "t5-sharp"])
 def test_seq2seq_trial_on_onnxruntime_gives_torchs_summaries_and_rouge(name, model_dirs, cache_dir, tmp_path):
-    from trials.runner import run_trial
+    from infersweep.trials.runner import run_trial
 
     reports = {}
     for runtime in ("torch", "onnxruntime"):
@@ -261,7 +261,7 @@ def test_seq2seq_trial_on_onnxruntime_gives_torchs_summaries_and_rouge(name, mod
     assert ort.artifact["cache"] in ("hit", "miss") and "export" in ort.artifact["cache_steps"]
     from transformers import AutoConfig
 
-    from trials.runtimes.onnx_seq2seq import graph_sizes_mb
+    from infersweep.trials.runtimes.onnx_seq2seq import graph_sizes_mb
 
     graphs = graph_sizes_mb(ort.artifact["path"])  # the size is all three graphs on disk
     assert ort.metrics["model_size_mb"] == pytest.approx(sum(graphs.values()))
@@ -283,7 +283,7 @@ def test_unsupported_seq2seq_precision_on_onnxruntime_says_what_to_use(tiny_bart
 
 
 def test_seq2seq_on_cuda_offers_fp32_and_fp16_only(tiny_bart_dir):
-    from trials.runtimes.base import precisions_for
+    from infersweep.trials.runtimes.base import precisions_for
 
     ort = get_runtime("onnxruntime")
     assert precisions_for(ort, "seq2seq", "cuda") == ("fp32", "fp16")
@@ -299,9 +299,9 @@ def test_seq2seq_on_cuda_offers_fp32_and_fp16_only(tiny_bart_dir):
 def test_cuda_generate_against_torch(precision, tiny_bart_dir, cache_dir, tmp_path, documents):
     import torch
 
-    from trials.models.seq2seq import Seq2SeqSummarizer
-    from trials.runtimes import get_runtime
-    from trials.runtimes.cache import library_versions
+    from infersweep.trials.models.seq2seq import Seq2SeqSummarizer
+    from infersweep.trials.runtimes import get_runtime
+    from infersweep.trials.runtimes.cache import library_versions
 
     if not library_versions("onnxruntime-gpu"):
         pytest.skip("needs onnxruntime-gpu")

@@ -1,9 +1,9 @@
 """A saved variant (what promotion registers) serves exactly what its trial measured."""
 import pytest
 
-from trials import TrialSpec, run_trial
-from trials.data import eval_slice, load_examples
-from trials.package import MODEL_DIR, Summarizer, save_variant
+from infersweep.trials import TrialSpec, run_trial
+from infersweep.trials.data import eval_slice, load_examples
+from infersweep.trials.package import MODEL_DIR, Summarizer, save_variant
 
 
 @pytest.mark.parametrize("pruning, ratio", [("structured", 0.3), ("unstructured", 0.3)])

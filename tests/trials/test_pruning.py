@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from trials import TrialSpec, run_trial
-from trials.hardware import Hardware
-from trials.models.extractive import ExtractiveSummarizer
-from trials.pruning import (PRUNING_METHODS, apply_pruning, attention_shape, blocks, count_parameters,
+from infersweep.trials import TrialSpec, run_trial
+from infersweep.trials.hardware import Hardware
+from infersweep.trials.models.extractive import ExtractiveSummarizer
+from infersweep.trials.pruning import (PRUNING_METHODS, apply_pruning, attention_shape, blocks, count_parameters,
                             linear_sparsity, load_encoder, mask_2_4, pruning_infeasible_reason,
                             save_pruned)
 
@@ -29,7 +29,7 @@ def inputs(adapter):
 
 @pytest.fixture(scope="module")
 def calibration(adapter):
-    from trials.data import load_examples
+    from infersweep.trials.data import load_examples
 
     docs = [e.document for e in load_examples("sample")[-1:]]
     return adapter.prepared_model(docs).calibration_inputs
@@ -235,7 +235,7 @@ def test_2_4_mask_and_dense_fallback(adapter, inputs):
 
 @pytest.mark.gpu
 def test_2_4_runs_sparse_kernels_on_cuda(adapter, inputs):
-    from trials.pruning import semi_structured_supported
+    from infersweep.trials.pruning import semi_structured_supported
 
     if not semi_structured_supported():
         pytest.skip("needs compute capability >= 8.0")
@@ -260,7 +260,7 @@ def test_2_4_runs_sparse_kernels_on_cuda(adapter, inputs):
                                                 ("torchscript", "fp32")])
 def test_pruned_model_runs_on_other_runtimes(adapter, inputs, runtime, precision, tmp_path, monkeypatch):
     """A structurally pruned encoder through each runtime's own pipeline (export, fusion, quantization)."""
-    from trials.runtimes import get_runtime
+    from infersweep.trials.runtimes import get_runtime
 
     monkeypatch.setenv("INFERSWEEP_CACHE", str(tmp_path / "cache"))
     module = _fresh(adapter)
@@ -289,7 +289,7 @@ def test_trial_takes_per_kind_ratios_and_importance(quick_spec, tmp_path):
 
 
 def test_sweep_trial_settings_carry_structured_pruning(tmp_path):
-    from sweeps.spec import SweepSpecError, load_sweep_spec
+    from infersweep.sweeps.spec import SweepSpecError, load_sweep_spec
 
     path = tmp_path / "s.yaml"
     path.write_text("name: s\ntrial: {structured: {head_ratio: 0.1, importance: weight}}\n")

@@ -1,6 +1,6 @@
 import pytest
 
-from trials.quality import rouge
+from infersweep.trials.quality import rouge
 
 
 def test_identical_text_scores_100():

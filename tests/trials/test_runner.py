@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from trials import TrialReport, TrialSpec, run_trial
-from trials.measure import METRICS
+from infersweep.trials import TrialReport, TrialSpec, run_trial
+from infersweep.trials.measure import METRICS
 
 EXPECTED = {"latency_ms_per_sample", "latency_ms_p50", "latency_ms_p95", "latency_ms_p99",
             "throughput_samples_per_s", "peak_memory_mb", "model_size_mb", "rouge1", "rouge2", "rougeLsum"}
@@ -19,7 +19,7 @@ def bundled_counts() -> tuple[int, int]:
     import torch
     from transformers import AutoModel
 
-    from trials.models import resolve_model
+    from infersweep.trials.models import resolve_model
 
     model = AutoModel.from_pretrained(resolve_model("all-MiniLM-L6-v2"))
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
@@ -48,7 +48,7 @@ def test_extractive_trial_measures_everything(quick_spec, tmp_path):
     assert m["model_size_mb"] == Path(report.artifact["path"]).stat().st_size / MiB
     assert 5 < m["rougeLsum"] < 100
     # each summary: summary_length ('auto' -> 3 here) sentences of its own document
-    from trials.data import eval_slice, load_examples
+    from infersweep.trials.data import eval_slice, load_examples
 
     documents = [e.document for e in eval_slice(load_examples("sample"), 3, 0)]
     assert report.artifact["summary_length"] == "3" and len(report.sample_summaries) == 3

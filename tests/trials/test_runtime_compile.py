@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trials import TrialSpec
-from trials.runtimes import get_runtime
-from trials.runtimes.base import PreparedModel
+from infersweep.trials import TrialSpec
+from infersweep.trials.runtimes import get_runtime
+from infersweep.trials.runtimes.base import PreparedModel
 
 pytestmark = pytest.mark.slow
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 def _tiny_model() -> PreparedModel:
     from transformers import BertConfig, BertModel
 
-    from trials.models.extractive import _embedding_head_class
+    from infersweep.trials.models.extractive import _embedding_head_class
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=500, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,

@@ -15,11 +15,11 @@ import os
 import numpy as np
 import pytest
 
-from trials import TrialSpec
-from trials.feasibility import check
-from trials.hardware import Hardware
-from trials.runtimes import RUNTIMES, get_runtime
-from trials.runtimes.base import min_cosine, missing_requirement, precisions_for, tasks_of
+from infersweep.trials import TrialSpec
+from infersweep.trials.feasibility import check
+from infersweep.trials.hardware import Hardware
+from infersweep.trials.runtimes import RUNTIMES, get_runtime
+from infersweep.trials.runtimes.base import min_cosine, missing_requirement, precisions_for, tasks_of
 SENTENCES = ["The council approved the new budget on Tuesday after a long debate.",
              "Rain is expected.",
              "Officials said the bridge would reopen next month once repairs to its deck are finished."]
@@ -52,7 +52,7 @@ CASES = [(name, precision) for name in RUNTIMES if _runnable(name)
 
 @pytest.fixture(scope="module")
 def adapter():
-    from trials.models.extractive import ExtractiveSummarizer
+    from infersweep.trials.models.extractive import ExtractiveSummarizer
 
     return ExtractiveSummarizer(TrialSpec())
 
@@ -145,7 +145,7 @@ def test_onnx_export_is_fused_for_bert(adapter, cache_dir, tmp_path):
 
 
 def test_onnxruntime_trial_reports_cache_and_artifact(quick_spec, cache_dir, tmp_path):
-    from trials import run_trial
+    from infersweep.trials import run_trial
 
     report = run_trial(quick_spec(runtime="onnxruntime", precision="int8_dynamic"), tmp_path)
     assert report.status == "ok", report.reason
@@ -202,7 +202,7 @@ def test_onnxruntime_has_no_fp16_on_cpu():
 
 
 def test_onnxruntime_on_cuda_needs_the_gpu_build():
-    from trials.runtimes.cache import library_versions
+    from infersweep.trials.runtimes.cache import library_versions
 
     reason = get_runtime("onnxruntime").unavailable_reason(TrialSpec(runtime="onnxruntime", device="cuda"), GPU)
     if library_versions("onnxruntime-gpu"):
@@ -229,8 +229,8 @@ def test_tensorrt_reasons():
 
 
 def test_onnxruntime_trt_reasons_and_provider_options(adapter, tmp_path):
-    from trials.runtimes.ort_tensorrt import provider_options
-    from trials.runtimes.tensorrt import optimization_profile
+    from infersweep.trials.runtimes.ort_tensorrt import provider_options
+    from infersweep.trials.runtimes.tensorrt import optimization_profile
 
     on_cpu = check(TrialSpec(runtime="onnxruntime_trt"), CPU)
     assert "runtime 'onnxruntime_trt'" in on_cpu and "onnxruntime" in on_cpu
@@ -243,7 +243,7 @@ def test_onnxruntime_trt_reasons_and_provider_options(adapter, tmp_path):
 
 
 def test_tensorrt_profile_covers_the_adapter_batches():
-    from trials.runtimes.tensorrt import optimization_profile
+    from infersweep.trials.runtimes.tensorrt import optimization_profile
 
     spec = TrialSpec(runtime="tensorrt", device="cuda")
     profile = optimization_profile(spec)
@@ -335,7 +335,7 @@ def test_tensorrt_engine(precision, adapter, reference, cache_dir, tmp_path):
 
 
 def test_int8_weights_use_7_bits_only_where_the_cpu_lacks_an_int8_dot_product():
-    from trials.runtimes.ort_recipes import needs_reduce_range
+    from infersweep.trials.runtimes.ort_recipes import needs_reduce_range
 
     assert needs_reduce_range({"avx2", "fma"})  # AVX2 only: u8s8 pairs saturate in int16
     assert not needs_reduce_range({"avx2", "avx512f", "avx512_vnni"})

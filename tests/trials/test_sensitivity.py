@@ -7,11 +7,11 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from dashboards.sensitivity import PALETTE, table, write_plot
+from infersweep.dashboards.sensitivity import PALETTE, table, write_plot
 from infersweep.sensitivity_cli import sensitivity
-from trials import TrialSpec
-from trials.pruning import count_parameters
-from trials.sensitivity import ScanResult, ScanRow, Scanner, space_yaml, suggest_ratios
+from infersweep.trials import TrialSpec
+from infersweep.trials.pruning import count_parameters
+from infersweep.trials.sensitivity import ScanResult, ScanRow, Scanner, space_yaml, suggest_ratios
 
 SPEC = dict(n=3, batch_size=3, warmup=0, repeats=1, cpus=1)
 HEADS, HEAD_SIZE, HIDDEN, FFN, LAYERS = 12, 32, 384, 1536, 6  # all-MiniLM-L6-v2

@@ -1,6 +1,6 @@
 import pytest
 
-from trials.models.sentences import split_sentences
+from infersweep.trials.models.sentences import split_sentences
 
 
 def test_dateline_is_dropped():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from trials import TrialSpec
-from trials.runner import run_trial
-from trials.measure import MODEL_SIZE, PEAK_MEMORY, PREPARE_PEAK_MEMORY
+from infersweep.trials import TrialSpec
+from infersweep.trials.runner import run_trial
+from infersweep.trials.measure import MODEL_SIZE, PEAK_MEMORY, PREPARE_PEAK_MEMORY
 
 #: small batches of sentences: activations (a few MiB) stay well below the weights' differences (~20 MiB)
 SMALL = dict(n=6, batch_size=1, warmup=1, repeats=1, extractive=dict(micro_batch_sentences=8),

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from trials import TrialReport, TrialSpec
+from infersweep.trials import TrialReport, TrialSpec
 
 
 def test_spec_json_round_trip():

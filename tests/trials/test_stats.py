@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from trials.stats import Interval, paired_drop, verdict
+from infersweep.trials.stats import Interval, paired_drop, verdict
 
 
 def test_two_documents_by_hand():

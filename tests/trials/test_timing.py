@@ -1,7 +1,7 @@
 """Latency until stable: the median's interval, partial batches kept out, the stop rule."""
 import pytest
 
-from trials.timing import LatencyRun, StabilityRule, median_interval
+from infersweep.trials.timing import LatencyRun, StabilityRule, median_interval
 
 
 def test_median_interval_is_order_statistics():

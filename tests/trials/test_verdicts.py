@@ -1,9 +1,9 @@
 """Per-document quality, the paired interval against a baseline, latency measured until stable."""
 import pytest
 
-from sweeps.spec import constraint_violation
-from trials.measure import relative_to
-from trials.spec import TrialReport, TrialSpec
+from infersweep.sweeps.spec import constraint_violation
+from infersweep.trials.measure import relative_to
+from infersweep.trials.spec import TrialReport, TrialSpec
 
 
 def report(scores: dict[str, float], **metrics) -> TrialReport:
@@ -41,7 +41,7 @@ def test_a_quality_constraint_is_judged_on_the_worst_end(low, high, met):
 
 
 def test_a_trial_keeps_per_document_scores_and_its_raw_timings(quick_spec, tmp_path):
-    from trials import run_trial
+    from infersweep.trials import run_trial
 
     spec = quick_spec(batch_size=2, timing={"min_batches": 3, "rel_halfwidth_pct": 50, "max_seconds": 30})
     result = run_trial(spec, tmp_path)

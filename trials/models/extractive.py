@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trials.models import resolve_model
-from trials.models.sentences import sentence_lines, split_sentences
-from trials.pruning import attention_shape, load_encoder
-from trials.runtimes.base import PreparedModel
+from infersweep.trials.models import resolve_model
+from infersweep.trials.models.sentences import sentence_lines, split_sentences
+from infersweep.trials.pruning import attention_shape, load_encoder
+from infersweep.trials.runtimes.base import PreparedModel
 
 # Chosen on CNN/DailyMail validation examples 0-249 (bench/trials.py reports all 500).
 CENTRALITY_WEIGHT = 1.0
@@ -85,10 +85,10 @@ class ExtractiveSummarizer:
     def __init__(self, spec):
         from transformers import AutoTokenizer
 
-        from trials.spec import summary_length_parts
+        from infersweep.trials.spec import summary_length_parts
 
         if spec.summary_length == "auto":  # built outside a trial: read it as the trial would
-            from trials.runner import with_summary_length
+            from infersweep.trials.runner import with_summary_length
 
             spec = with_summary_length(spec)[0]
         self.spec = spec

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trials.models import resolve_model
-from trials.models.sentences import split_sentences
-from trials.runtimes.base import GeneratingEngine, PreparedModel
+from infersweep.trials.models import resolve_model
+from infersweep.trials.models.sentences import split_sentences
+from infersweep.trials.runtimes.base import GeneratingEngine, PreparedModel
 
 
 @dataclass

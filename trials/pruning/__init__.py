@@ -19,17 +19,17 @@ Modules, one concern each:
 
 Importers use this package (``from trials.pruning import X``); the names below are its public API.
 """
-from trials.pruning.apply import apply_pruning
-from trials.pruning.catalog import (MAX_PRUNE_RATIO, PRUNING_METHODS, SEMI_STRUCTURED_MIN_CC,
+from infersweep.trials.pruning.apply import apply_pruning
+from infersweep.trials.pruning.catalog import (MAX_PRUNE_RATIO, PRUNING_METHODS, SEMI_STRUCTURED_MIN_CC,
                                     SEMI_STRUCTURED_PRECISIONS, pruning_infeasible_reason)
-from trials.pruning.checkpoint import (CONFIG_KEY, attention_shape, load_encoder, pruned_layout,
+from infersweep.trials.pruning.checkpoint import (CONFIG_KEY, attention_shape, load_encoder, pruned_layout,
                                        reshape_to_layout, save_pruned)
-from trials.pruning.layers import (Block, blocks, count_parameters, find_encoder, linear_sparsity,
+from infersweep.trials.pruning.layers import (Block, blocks, count_parameters, find_encoder, linear_sparsity,
                                    prunable_linears, prune_block)
-from trials.pruning.semi_structured import mask_2_4, prune_semi_structured, semi_structured_supported
-from trials.pruning.structured import (DEFAULT_FFN_SCOPE, DEFAULT_HEAD_SCOPE, IMPORTANCE, activation_importance,
+from infersweep.trials.pruning.semi_structured import mask_2_4, prune_semi_structured, semi_structured_supported
+from infersweep.trials.pruning.structured import (DEFAULT_FFN_SCOPE, DEFAULT_HEAD_SCOPE, IMPORTANCE, activation_importance,
                                        importance_scores, prune_structured, weight_importance)
-from trials.pruning.unstructured import prune_unstructured
+from infersweep.trials.pruning.unstructured import prune_unstructured
 
 __all__ = [
     # catalog and feasibility

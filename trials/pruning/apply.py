@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from trials.pruning.catalog import PRUNING_METHODS
-from trials.pruning.semi_structured import prune_semi_structured
-from trials.pruning.structured import prune_structured
-from trials.pruning.unstructured import prune_unstructured
+from infersweep.trials.pruning.catalog import PRUNING_METHODS
+from infersweep.trials.pruning.semi_structured import prune_semi_structured
+from infersweep.trials.pruning.structured import prune_structured
+from infersweep.trials.pruning.unstructured import prune_unstructured
 
 
 def apply_pruning(module, method: str, ratio: float, *, calibration: Iterable[Mapping] | None = None,

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Mapping
 
-from trials.pruning.layers import Block, blocks, find_encoder, prune_block
+from infersweep.trials.pruning.layers import Block, blocks, find_encoder, prune_block
 
 CONFIG_KEY = "structured_pruning"  # per-layer shapes of a structurally pruned model
 

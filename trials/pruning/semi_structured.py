@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from trials.pruning.catalog import SEMI_STRUCTURED_MIN_CC
-from trials.pruning.layers import linear_sparsity, prunable_linears
+from infersweep.trials.pruning.catalog import SEMI_STRUCTURED_MIN_CC
+from infersweep.trials.pruning.layers import linear_sparsity, prunable_linears
 
 
 def semi_structured_supported(device=None) -> bool:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from trials.pruning.catalog import MAX_PRUNE_RATIO
-from trials.pruning.checkpoint import CONFIG_KEY, pruned_layout
-from trials.pruning.layers import Block, blocks, count_parameters, find_encoder, prune_block
+from infersweep.trials.pruning.catalog import MAX_PRUNE_RATIO
+from infersweep.trials.pruning.checkpoint import CONFIG_KEY, pruned_layout
+from infersweep.trials.pruning.layers import Block, blocks, count_parameters, find_encoder, prune_block
 
 IMPORTANCE = ("weight", "activation")
 #: heads: the same count in every layer (ONNX Runtime's Attention fusion takes one num_heads);

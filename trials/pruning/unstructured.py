@@ -5,7 +5,7 @@ the report says so.
 """
 from __future__ import annotations
 
-from trials.pruning.layers import count_parameters, prunable_linears
+from infersweep.trials.pruning.layers import count_parameters, prunable_linears
 
 
 def prune_unstructured(module, ratio: float) -> dict:

@@ -12,18 +12,18 @@ import importlib
 import os
 from pathlib import Path
 
-from trials.errors import InfersweepError
+from infersweep.trials.errors import InfersweepError
 
 __all__ = ["RUNTIMES", "PLUGIN_ENV", "PLUGIN_GROUP", "Infeasible", "get_runtime", "prepare",
            "registered_elsewhere"]
 
 RUNTIMES: dict[str, str] = {
-    "torch": "trials.runtimes.torch_eager:TorchEagerRuntime",
-    "onnxruntime": "trials.runtimes.onnxruntime:OnnxRuntimeRuntime",
-    "torchscript": "trials.runtimes.torchscript:TorchScriptRuntime",
-    "torch_compile": "trials.runtimes.torch_compile:TorchCompileRuntime",
-    "tensorrt": "trials.runtimes.tensorrt:TensorRTRuntime",
-    "onnxruntime_trt": "trials.runtimes.ort_tensorrt:OrtTensorRTRuntime",
+    "torch": "infersweep.trials.runtimes.torch_eager:TorchEagerRuntime",
+    "onnxruntime": "infersweep.trials.runtimes.onnxruntime:OnnxRuntimeRuntime",
+    "torchscript": "infersweep.trials.runtimes.torchscript:TorchScriptRuntime",
+    "torch_compile": "infersweep.trials.runtimes.torch_compile:TorchCompileRuntime",
+    "tensorrt": "infersweep.trials.runtimes.tensorrt:TensorRTRuntime",
+    "onnxruntime_trt": "infersweep.trials.runtimes.ort_tensorrt:OrtTensorRTRuntime",
 }
 PLUGIN_GROUP = "infersweep.runtimes"
 PLUGIN_ENV = "INFERSWEEP_RUNTIMES"
@@ -60,8 +60,8 @@ def get_runtime(name: str):
 def prepare(model, spec, workdir: Path, hardware=None):
     """The one door into a runtime: check the spec is feasible on `hardware` (detected when None),
     then let the spec's runtime prepare `model` (a PreparedModel) into an engine."""
-    from trials import feasibility
-    from trials.hardware import detect
+    from infersweep.trials import feasibility
+    from infersweep.trials.hardware import detect
 
     reason = feasibility.check(spec, hardware or detect())
     if reason:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Union, runtime_checkable
 
-from trials.precision import Precision
+from infersweep.trials.precision import Precision
 
 __all__ = ["PreparedModel", "Engine", "GeneratingEngine", "Runtime", "Recipe", "Unsupported", "SupportTable",
            "recipe_for", "precisions_for", "tasks_of", "devices_of", "min_cosine", "missing_requirement",

@@ -16,8 +16,8 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
-from trials.runtimes.base import PreparedModel
-from trials.runtimes.cache import ArtifactCache, CacheLog, library_versions, model_fingerprint
+from infersweep.trials.runtimes.base import PreparedModel
+from infersweep.trials.runtimes.cache import ArtifactCache, CacheLog, library_versions, model_fingerprint
 
 OPSET = 17
 #: ORT transformers-optimizer model type for each Hugging Face model_type it can fuse

@@ -12,9 +12,9 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from trials.runtimes.base import PreparedModel
-from trials.runtimes.onnx_seq2seq_export import GRAPHS, graph_sizes_mb
-from trials.runtimes.ort_recipes import GPU_HINT, cuda_index, np_dtype, session_options, spinning_default
+from infersweep.trials.runtimes.base import PreparedModel
+from infersweep.trials.runtimes.onnx_seq2seq_export import GRAPHS, graph_sizes_mb
+from infersweep.trials.runtimes.ort_recipes import GPU_HINT, cuda_index, np_dtype, session_options, spinning_default
 
 __all__ = ["OrtSeq2SeqEngine", "OrtGraph"]
 

@@ -27,10 +27,10 @@ import time
 import warnings
 from pathlib import Path
 
-from trials.runtimes.base import PreparedModel, Recipe
-from trials.runtimes.cache import ArtifactCache, CacheLog, library_versions, model_fingerprint
-from trials.runtimes.onnx_export import OPSET, eager_attention
-from trials.runtimes.ort_recipes import ORT_LIBS
+from infersweep.trials.runtimes.base import PreparedModel, Recipe
+from infersweep.trials.runtimes.cache import ArtifactCache, CacheLog, library_versions, model_fingerprint
+from infersweep.trials.runtimes.onnx_export import OPSET, eager_attention
+from infersweep.trials.runtimes.ort_recipes import ORT_LIBS
 
 __all__ = ["GRAPHS", "EXPORT_FORMAT", "build_seq2seq_graphs", "export_entry", "export_seq2seq", "graph_sizes_mb"]
 

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trials.precision import Precision as P
-from trials.runtimes.base import PreparedModel, Recipe, Runtime, Unsupported, file_size_mb, recipe_for
-from trials.runtimes.cache import ArtifactCache, CacheLog, library_versions
-from trials.runtimes.onnx_export import export_entry
-from trials.runtimes.ort_recipes import (FP16, GPU_HINT, INT4_WEIGHT, INT8_DYNAMIC, INT8_STATIC, ORT_LIBS,
+from infersweep.trials.precision import Precision as P
+from infersweep.trials.runtimes.base import PreparedModel, Recipe, Runtime, Unsupported, file_size_mb, recipe_for
+from infersweep.trials.runtimes.cache import ArtifactCache, CacheLog, library_versions
+from infersweep.trials.runtimes.onnx_export import export_entry
+from infersweep.trials.runtimes.ort_recipes import (FP16, GPU_HINT, INT4_WEIGHT, INT8_DYNAMIC, INT8_STATIC, ORT_LIBS,
                                          as_numpy, calibration_fingerprint, convert_fp16, cuda_index,
                                          default_providers, np_dtype, quantize_dynamic, quantize_int4,
                                          quantize_static, session_options, spinning_default)
@@ -130,8 +130,8 @@ class OnnxRuntimeRuntime(Runtime):
         log = CacheLog()
         recipe = recipe_for(self, spec)
         if spec.task == "seq2seq":
-            from trials.runtimes.onnx_seq2seq import OrtSeq2SeqEngine
-            from trials.runtimes.onnx_seq2seq_export import build_seq2seq_graphs
+            from infersweep.trials.runtimes.onnx_seq2seq import OrtSeq2SeqEngine
+            from infersweep.trials.runtimes.onnx_seq2seq_export import build_seq2seq_graphs
 
             folder = build_seq2seq_graphs(model, spec.precision, recipe, ArtifactCache(), log)
             return OrtSeq2SeqEngine(folder, spec, model, log.info())
@@ -142,7 +142,7 @@ class OnnxRuntimeRuntime(Runtime):
 def build_ort_model(model: PreparedModel, precision: str, recipe: Recipe, cache: ArtifactCache,
                     log: CacheLog) -> Path:
     """Path of the ONNX file that runs `precision` by `recipe` (built or taken from the cache)."""
-    from trials.runtimes.onnx_export import fuse_transformer
+    from infersweep.trials.runtimes.onnx_export import fuse_transformer
 
     exported = export_entry(model, cache, log)
     versions = library_versions(*ORT_LIBS)

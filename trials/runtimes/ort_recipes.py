@@ -10,7 +10,7 @@ import os
 import warnings
 from pathlib import Path
 
-from trials.runtimes.base import PreparedModel
+from infersweep.trials.runtimes.base import PreparedModel
 
 __all__ = ["GPU_HINT", "ORT_LIBS", "INT8_DOT_FLAGS", "needs_reduce_range", "INT8_DYNAMIC", "INT8_STATIC",
            "INT4_WEIGHT", "FP16", "session_options", "default_providers", "spinning_default", "quiet",
@@ -29,7 +29,7 @@ INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"})
 
 def needs_reduce_range(cpu_flags=None) -> bool:
     """Whether int8 weights must use 7 bits on this CPU (no int8 dot-product instruction)."""
-    from trials.hardware import detect
+    from infersweep.trials.hardware import detect
 
     flags = detect().cpu_flags if cpu_flags is None else frozenset(cpu_flags)
     return not (flags & INT8_DOT_FLAGS)
@@ -114,7 +114,7 @@ def quantize_static(src: Path, dst: Path, model: PreparedModel) -> dict:
     from onnxruntime.quantization import quantize_static as ort_quantize_static
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-    from trials.runtimes.onnx_export import gelu_fed_matmuls
+    from infersweep.trials.runtimes.onnx_export import gelu_fed_matmuls
 
     # Symbolic shape inference knows ORT's contrib ops: with it the quantizer can type (and so
     # quantize) the activations between fused ops.

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trials.precision import Precision as P
-from trials.runtimes.base import PreparedModel, Recipe, Runtime
-from trials.runtimes.cache import ArtifactCache, CacheLog, cache_root, library_versions
-from trials.runtimes.onnx_export import export_entry
-from trials.runtimes.onnxruntime import OrtEngine
-from trials.runtimes.ort_recipes import GPU_HINT, cuda_index
-from trials.runtimes.tensorrt import optimization_profile
+from infersweep.trials.precision import Precision as P
+from infersweep.trials.runtimes.base import PreparedModel, Recipe, Runtime
+from infersweep.trials.runtimes.cache import ArtifactCache, CacheLog, cache_root, library_versions
+from infersweep.trials.runtimes.onnx_export import export_entry
+from infersweep.trials.runtimes.onnxruntime import OrtEngine
+from infersweep.trials.runtimes.ort_recipes import GPU_HINT, cuda_index
+from infersweep.trials.runtimes.tensorrt import optimization_profile
 
 TRT_HINT = "pip install 'infersweep[gpu]' (onnxruntime-gpu and tensorrt) on a node with an NVIDIA GPU"
 

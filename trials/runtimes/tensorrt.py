@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from trials.precision import Precision as P
-from trials.runtimes.base import PreparedModel, Recipe, Runtime, file_size_mb
-from trials.runtimes.cache import ArtifactCache, CacheLog, cache_root, library_versions
+from infersweep.trials.precision import Precision as P
+from infersweep.trials.runtimes.base import PreparedModel, Recipe, Runtime, file_size_mb
+from infersweep.trials.runtimes.cache import ArtifactCache, CacheLog, cache_root, library_versions
 
 GPU_HINT = "pip install 'infersweep[gpu]' (tensorrt) on a node with an NVIDIA GPU"
 WORKSPACE_BYTES = 4 << 30
@@ -94,7 +94,7 @@ class TensorRTRuntime(Runtime):
     def prepare(self, model: PreparedModel, spec, workdir: Path) -> TensorRTEngine:
         import torch
 
-        from trials.runtimes.onnx_export import export_entry
+        from infersweep.trials.runtimes.onnx_export import export_entry
 
         if spec.device != "cuda" or not torch.cuda.is_available():
             raise RuntimeError("TensorRT runs only on NVIDIA GPUs: set device 'cuda' on a GPU node, "
@@ -107,7 +107,7 @@ class TensorRTRuntime(Runtime):
         parts = {"export": exported.key, "precision": spec.precision, "profile": profile, "gpu": gpu,
                  "versions": library_versions("tensorrt", "tensorrt-cu12", "tensorrt-cu13")}
         if spec.precision == "int8_static":
-            from trials.runtimes.ort_recipes import calibration_fingerprint
+            from infersweep.trials.runtimes.ort_recipes import calibration_fingerprint
 
             parts["calibration"] = calibration_fingerprint(model)
         entry = log.add("engine", cache.get_or_build(
@@ -124,7 +124,7 @@ def optimization_profile(spec) -> dict:
 
 
 def timing_cache_path(gpu: dict) -> Path:
-    from trials.runtimes.cache import cache_key
+    from infersweep.trials.runtimes.cache import cache_key
 
     versions = library_versions("tensorrt", "tensorrt-cu12", "tensorrt-cu13")
     return cache_root() / "tensorrt-timing" / f"{cache_key({'gpu': gpu, 'versions': versions})}.cache"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trials.runtimes.base import PreparedModel, Runtime, file_size_mb, recipe_for
-from trials.runtimes.torch_precision import TORCH_CPU, TORCH_CUDA
+from infersweep.trials.runtimes.base import PreparedModel, Runtime, file_size_mb, recipe_for
+from infersweep.trials.runtimes.torch_precision import TORCH_CPU, TORCH_CUDA
 
 
 class TorchEngine:

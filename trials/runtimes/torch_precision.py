@@ -5,8 +5,8 @@ tables pick one per (task, device, precision).
 """
 from __future__ import annotations
 
-from trials.precision import Precision as P
-from trials.runtimes.base import Recipe, import_or_hint
+from infersweep.trials.precision import Precision as P
+from infersweep.trials.runtimes.base import Recipe, import_or_hint
 
 __all__ = ["BNB_HINT", "BNB_SKIP", "to_fp32", "to_bf16", "to_fp16", "quantize_int8_dynamic",
            "quantize_nf4", "quantize_llm_int8", "TORCH_CPU", "TORCH_CUDA", "BITSANDBYTES"]

@@ -12,10 +12,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from trials.precision import Precision as P
-from trials.runtimes.base import PreparedModel, Runtime, file_size_mb, recipe_for
-from trials.runtimes.cache import ArtifactCache, CacheLog, library_versions, model_fingerprint
-from trials.runtimes.torch_precision import TORCH_CPU, TORCH_CUDA
+from infersweep.trials.precision import Precision as P
+from infersweep.trials.runtimes.base import PreparedModel, Runtime, file_size_mb, recipe_for
+from infersweep.trials.runtimes.cache import ArtifactCache, CacheLog, library_versions, model_fingerprint
+from infersweep.trials.runtimes.torch_precision import TORCH_CPU, TORCH_CUDA
 
 
 class TorchScriptEngine:
