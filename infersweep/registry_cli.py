@@ -67,7 +67,10 @@ def promote(
     with console.status(f"registering trial {row.trial_id} ({report.spec.short_name()}) as {model_name}..."):
         done = promote_variant(report.spec, report, runs.run_id_of(row.trial_id), uri, model_name, alias,
                                {"sweep": sweep.name, "trial_id": row.trial_id, "spec_hash": sweep.spec_hash(),
-                                "where": " and ".join(where), "chosen_by": f"{mode} {metric}"})
+                                "where": " and ".join(where), "chosen_by": f"{mode} {metric}",
+                                # against the baseline: the finalists' speedup from the head-to-head
+                                **{f"metric.{k}": f"{v:.6g}" for k, v in row.metrics.items()
+                                   if isinstance(v, (int, float)) and k not in report.metrics}})
     console.print(f"registered {done.name} version {done.version} ({report.spec.short_name()}, "
                   f"{metric} = {row.metrics.get(metric, float('nan')):.3f}) with alias @{done.alias}", soft_wrap=True)
     console.print(f"use it: infersweep summarize {done.model_uri} < article.txt", soft_wrap=True)

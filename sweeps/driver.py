@@ -11,13 +11,14 @@ from typing import Any, Callable, Optional
 
 from infersweep.sweeps import pareto
 from infersweep.sweeps.errors import SweepError, SweepInterrupted
+from infersweep.sweeps.finalists import SPEEDUP_IN_TRIAL, head_to_head
 from infersweep.sweeps.interrupt import fit, interruptible
 from infersweep.sweeps.launch import build_tuner, check_resources, quiet_ray_and_mlflow, run_baseline
 from infersweep.sweeps.results import load_results
 from infersweep.sweeps.spec import SweepSpec
 from infersweep.sweeps.state import prepare_dir, reported_ids
 from infersweep.sweeps.trainable import TrialPlan, trials_dir
-from infersweep.trials.measure import relative_to
+from infersweep.trials.measure import SPEEDUP, relative_to
 from infersweep.trials.spec import TrialReport
 
 # SweepError and SweepInterrupted are what run_sweep raises: importable from here too
@@ -66,7 +67,7 @@ def run_sweep(sweep: SweepSpec, address: str | None = None, tracking_uri: str | 
     except BaseException as exc:
         runs.end_sweep("FAILED", str(exc) or type(exc).__name__)
         raise
-    return finish(sweep, baseline, runs, uri, started, report)
+    return finish(sweep, baseline, runs, uri, started, report, say)
 
 
 def _search(sweep: SweepSpec, runs, address, uri: str, resume: bool, progress: bool, say) -> TrialReport:
@@ -130,28 +131,32 @@ def _top_up(sweep: SweepSpec, plan: TrialPlan, baseline: TrialReport, runs, prog
                     samples=len(grid_points) or None), interrupted)
 
 
-def reconcile(sweep: SweepSpec, runs, baseline: TrialReport) -> int:
-    """Log every report on disk that MLflow does not have yet (idempotent)."""
+def reconcile(sweep: SweepSpec, runs, baseline: TrialReport, finalists: dict[str, dict] | None = None) -> int:
+    """Log every report on disk that MLflow does not have yet (idempotent); `finalists` (trial id ->
+    frontier row metrics) carry the head-to-head speedups onto the finalists' runs."""
     logged = 0
     for path in sorted(trials_dir(sweep).glob("*/report.json")):
         report = TrialReport.from_json(path.read_text())
         relative = relative_to(report, baseline, sweep.confidence) if report.ok else {}
+        relative.update({k: v for k, v in (finalists or {}).get(report.trial_id, {}).items()
+                         if k in (SPEEDUP, SPEEDUP_IN_TRIAL) and v is not None})
         runs.trial_finished(report, relative, path, update=True)  # relative to this launch's baseline
         logged += 1
     return logged
 
 
 def finish(sweep: SweepSpec, baseline: TrialReport, runs, uri: str, started: float,
-           report: Optional[ReportWriter] = None) -> SweepResult:
+           report: Optional[ReportWriter] = None, say=print) -> SweepResult:
     """The frontier written and logged with every trial; MLflow down is a SweepError that says
     nothing is lost."""
-    results = load_results(sweep, baseline)
+    _time_finalists(sweep, baseline, load_results(sweep, baseline).frontier, say)
+    results = load_results(sweep, baseline)  # the finalists' speedups from the head-to-head
     artifacts = pareto.write_frontier(results.frontier, sweep.sweep_dir())
     summary = sweep.sweep_dir() / "trials.json"
     summary.write_text(json.dumps([r.__dict__ for r in results.rows], indent=2))
     artifacts.append(summary)
     try:
-        reconcile(sweep, runs, baseline)
+        reconcile(sweep, runs, baseline, {r.trial_id: r.metrics for r in results.frontier})
         if report:
             artifacts.extend(_report(report, sweep, results.rows, results.frontier, runs))
         runs.close([r.trial_id for r in results.frontier], artifacts)
@@ -169,6 +174,17 @@ def finish(sweep: SweepSpec, baseline: TrialReport, runs, uri: str, started: flo
             f"--tracking-uri, --storage) logs what is missing; nothing is run again") from None
     return SweepResult(sweep, baseline, results.rows, results.frontier, uri, artifacts,
                        time.perf_counter() - started, runs.experiment_id)
+
+
+def _time_finalists(sweep: SweepSpec, baseline: TrialReport, frontier: list[pareto.TrialRow], say=print) -> None:
+    """The head-to-head (sweeps.finalists); one that cannot run leaves the trials' own speedups."""
+    from infersweep.sweeps.results import read_report
+
+    finalists = [read_report(sweep, r.trial_id) for r in frontier if r.trial_id != baseline.trial_id]
+    try:
+        head_to_head(sweep, baseline, finalists, say)
+    except Exception as exc:  # the trials' figures stand; the results are safe on disk
+        logging.getLogger(__name__).warning("finalists head to head not run (%s); speedups are the trials' own", exc)
 
 
 def _report(write: ReportWriter, sweep: SweepSpec, rows, front, runs) -> list[Path]:

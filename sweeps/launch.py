@@ -10,7 +10,8 @@ from infersweep.sweeps.spec import SweepSpec
 from infersweep.sweeps.trainable import TrialPlan, constraint_keys, sweep_trial
 from infersweep.trials.spec import TrialReport, TrialSpec
 
-__all__ = ["build_tuner", "check_resources", "quiet_ray_and_mlflow", "run_baseline", "trial_resources"]
+__all__ = ["build_tuner", "check_resources", "custom_resources", "quiet_ray_and_mlflow", "run_baseline",
+           "trial_resources"]
 
 
 def quiet_ray_and_mlflow() -> None:
@@ -46,7 +47,7 @@ def trial_resources(sweep: SweepSpec) -> dict:
     return resources
 
 
-def _custom(resources: dict) -> dict:
+def custom_resources(resources: dict) -> dict:
     """The resources besides cpu and gpu (accelerator_type:X)."""
     return {k: v for k, v in resources.items() if k not in ("cpu", "gpu")}
 
@@ -56,7 +57,7 @@ def check_resources(sweep: SweepSpec) -> None:
     from infersweep.cluster.connect import missing_resources
 
     resources = trial_resources(sweep)
-    reason = missing_resources({"CPU": resources["cpu"], "GPU": resources["gpu"], **_custom(resources)})
+    reason = missing_resources({"CPU": resources["cpu"], "GPU": resources["gpu"], **custom_resources(resources)})
     if reason:
         raise SweepError(reason)
 
@@ -76,7 +77,7 @@ def run_baseline(sweep: SweepSpec, plan: TrialPlan) -> TrialReport:
     from infersweep.trials.runner import write_report
 
     resources = trial_resources(sweep)
-    task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], resources=_custom(resources) or None,
+    task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], resources=custom_resources(resources) or None,
                       max_calls=1)(_run_remote_baseline)
     report = TrialReport.from_json(ray.get(task.remote(sweep.baseline_spec().to_json(), str(plan.trials_dir))))
     local = plan.trials_dir / report.trial_id  # the worker may have written it on another node

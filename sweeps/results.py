@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from infersweep.sweeps import pareto
 from infersweep.sweeps.errors import SweepError
+from infersweep.sweeps.finalists import finalist_metrics
 from infersweep.sweeps.spec import SweepSpec
 from infersweep.sweeps.trainable import trials_dir
 from infersweep.trials.measure import relative_to
@@ -44,7 +45,11 @@ def load_results(sweep: SweepSpec, baseline: TrialReport | None = None) -> Sweep
         baseline = read_report(sweep, baseline_id)
     rows = collect_rows(sweep, baseline)
     objectives = [(o.metric, o.mode) for o in sweep.objectives]
-    return SweepResults(baseline, rows, pareto.frontier(rows, objectives, sweep.constraints))
+    frontier = pareto.frontier(rows, objectives, sweep.constraints)  # by the trials' own figures
+    overrides = finalist_metrics(sweep, baseline.trial_id, {r.trial_id: r.metrics for r in frontier})
+    for row in frontier:
+        row.metrics.update(overrides.get(row.trial_id, {}))
+    return SweepResults(baseline, rows, frontier)
 
 
 def collect_rows(sweep: SweepSpec, baseline: TrialReport) -> list[pareto.TrialRow]:

@@ -125,6 +125,14 @@ class SearchSpec(Strict):
     max_failures: int = Field(1, ge=0, description="retries of a trial whose worker died")
 
 
+class FinalistsSpec(Strict):
+    """The finalists head to head: at the end of a sweep the frontier's members and the baseline
+    are timed again, interleaved, in fresh processes; their speedups come from that run."""
+
+    rounds: int = Field(3, ge=0, le=20, description="round-robin rounds (0: keep the trials' own speedups)")
+    max_seconds: float = Field(4.0, gt=0, description="timing cap of each variant in each round")
+
+
 class Objective(Strict):
     metric: str
     mode: Literal["min", "max"]
@@ -170,6 +178,7 @@ class SweepSpec(Strict):
     baseline: Knobs = Knobs()
     space: Space = Space()
     search: SearchSpec = SearchSpec()
+    finalists: FinalistsSpec = FinalistsSpec()
     objectives: list[Objective] = DEFAULT_OBJECTIVES
     constraints: list[str] = ["rouge_drop_pct <= 1.0"]
     #: a quality constraint holds when its interval's worst end meets it (0.5: the point estimate)

@@ -72,7 +72,11 @@ METRICS: dict[str, MetricDef] = {
     "rouge_drop_pct_ci_high": _drop_bound("upper end of rouge_drop_pct's paired-bootstrap interval; "
                                           "a `rouge_drop_pct <= X` constraint holds when this meets X",
                                           "ROUGE drop % high"),
-    "speedup": MetricDef("x", "max", "baseline latency per sample / this latency per sample", "speedup", "{:.2f}×"),
+    "speedup": MetricDef("x", "max", "baseline latency per sample / this latency per sample; for a sweep's "
+                         "finalists, the median over the head-to-head rounds (sweeps.finalists)", "speedup",
+                         "{:.2f}×"),
+    "speedup_in_trial": MetricDef("x", "max", "a finalist's speedup as its own trial measured it, against the "
+                                  "baseline measured earlier in the launch", "speedup (trial)", "{:.2f}×"),
     "memory_reduction_pct": MetricDef("%", "max", "relative peak memory reduction against the baseline",
                                       "memory −%", "{:.1f}%"),
 }

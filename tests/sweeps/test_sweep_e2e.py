@@ -26,6 +26,7 @@ space:
 search: {{algorithm: {algorithm}, num_trials: {trials}, seed: 1}}
 resources: {{cpu: 1}}
 trial: {{warmup: 0, repeats: 1, timing: {{max_seconds: 3}}}}  # tests: a short latency cap
+finalists: {{rounds: 2, max_seconds: 1}}
 storage: {{path: {storage}}}
 """
 
@@ -76,6 +77,17 @@ def test_grid_sweep_logs_every_trial_and_finds_a_frontier(tmp_path, ray_local):
             assert run.data.params["precision"] in ("fp32", "int8_dynamic")
     assert (sweep.sweep_dir() / "pareto.csv").exists()
     assert (sweep.sweep_dir() / "report" / "pareto_report.html").exists()
+    # the finalists were timed again, interleaved with the baseline; their speedups come from that
+    head = json.loads((sweep.sweep_dir() / "finalists.json").read_text())
+    finalists = {r.trial_id for r in result.frontier if not r.baseline}
+    assert head["baseline"] == result.baseline.trial_id and set(head["finalists"]) == finalists
+    assert len(head["orders"]) == 2 and all(set(o) == finalists | {head["baseline"]} for o in head["orders"])
+    assert all(len(v) == 2 for v in head["latency_ms_per_sample"].values())
+    for row in result.frontier:
+        if not row.baseline:
+            assert row.metrics["speedup"] == pytest.approx(head["finalists"][row.trial_id]["speedup"])
+            assert row.metrics["speedup_in_trial"] > 0
+            assert by_trial[row.trial_id][0].data.metrics["speedup"] == pytest.approx(row.metrics["speedup"])
     import optuna
 
     study = optuna.load_study(study_name=f"infersweep-{sweep.name}",
