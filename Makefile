@@ -1,14 +1,16 @@
-# infersweep: `make quickstart` runs the default sweep offline; `make test` runs the tests.
+# infersweep: `make quickstart` runs the default sweep offline; `make test` runs the tests;
+# `make gpu-check` runs the gpu tests and a short GPU benchmark (exits 0 without CUDA).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+GPU_STAMP := $(VENV)/.gpu-installed-stamp
 # torch==2.13.0 first: on CPU machines it is the CPU build that lies on disk; a bare
 # `torch` requirement would pull a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install quickstart test test-all ui bench clean
+.PHONY: install quickstart test test-all ui bench gpu-check clean
 
 install: $(STAMP)
 
@@ -35,6 +37,22 @@ ui: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/trials.py
+
+# the gpu extra, only where CUDA is visible; left unstamped when pip fails, so the next run retries.
+# onnxruntime-gpu is reinstalled last: the CPU onnxruntime (a core dependency) writes the same
+# `onnxruntime` package, and whichever is installed last is the one imported.
+$(GPU_STAMP): $(STAMP)
+	@if $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+	  { $(BIN)/python -m pip install -q -e '.[gpu]' \
+	    && $(BIN)/python -m pip install -q --force-reinstall --no-deps "onnxruntime-gpu==$$($(BIN)/python -c \
+	       'from importlib.metadata import version; print(version("onnxruntime-gpu"))')" \
+	    && touch $@; } \
+	  || echo "gpu-check: installing the gpu extra (onnxruntime-gpu, tensorrt, bitsandbytes) failed;" \
+	          "continuing with what is installed (the report names what is missing)"; \
+	fi
+
+gpu-check: $(GPU_STAMP)
+	$(BIN)/python bench/gpu_check.py
 
 clean:
 	rm -rf .infersweep .pytest_cache
