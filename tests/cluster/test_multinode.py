@@ -49,6 +49,7 @@ space:
 search: {{algorithm: grid, num_trials: 9, max_concurrent: 2, seed: 1, max_failures: 3}}
 resources: {{cpu: 1{accelerator}}}
 trial: {{warmup: 0, repeats: {repeats}, timing: {{max_seconds: 3}}}}
+finalists: {{rounds: 1, max_seconds: 1}}  # the head-to-head runs on the workers too, briefly
 storage: {{path: {storage}}}
 """
 

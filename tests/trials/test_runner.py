@@ -9,7 +9,7 @@ from infersweep.trials import TrialReport, TrialSpec, run_trial
 from infersweep.trials.measure import METRICS
 
 EXPECTED = {"latency_ms_per_sample", "latency_ms_p50", "latency_ms_p95", "latency_ms_p99",
-            "throughput_samples_per_s", "peak_memory_mb", "model_size_mb", "rouge1", "rouge2", "rougeLsum"}
+            "throughput_samples_per_s", "peak_memory_mb", "prepare_peak_memory_mb", "model_size_mb", "rouge1", "rouge2", "rougeLsum"}
 MiB = 2**20
 
 
@@ -83,7 +83,7 @@ def test_unstructured_pruning_report_is_honest(quick_spec, tmp_path):
 def test_infeasible_trial_loads_nothing_and_is_recorded(quick_spec, tmp_path):
     report = run_trial(quick_spec(precision="fp16"), tmp_path)
     assert report.status == "infeasible"
-    assert "CUDA" in report.reason
+    assert "fp16 runs on cuda" in report.reason
     assert report.metrics == {} and "load" not in report.phases_s
     assert json.loads((tmp_path / "report.json").read_text())["status"] == "infeasible"
 
