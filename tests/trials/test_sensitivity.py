@@ -135,3 +135,19 @@ def test_cli_piped_shows_progress_lines_and_the_whole_table(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "s] loading the model and data..." in done.stderr and "s] measuring" in done.stderr
     assert "…" not in done.stdout, done.stdout  # no column cut to fit 80 characters
+
+
+def test_an_infeasible_precision_ends_with_the_reason_a_trial_gives(tmp_path):
+    """sensitivity enters the runtime through the same door as a trial: fp16 on a CPU is refused
+    before anything loads, with the trial's own reason, as one line."""
+    from infersweep.trials.feasibility import check
+    from infersweep.trials.hardware import detect
+
+    hardware = detect()
+    if hardware.cuda_available:
+        pytest.skip("fp16 runs here")
+    result = CliRunner().invoke(_app(), ["--precision", "fp16", "--n", "2", "--out", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    reason = check(TrialSpec(precision="fp16", n=2, batch_size=8, warmup=1, repeats=1), hardware)
+    assert result.output.strip().splitlines()[-1] == f"error: {reason}"
+    assert not list(tmp_path.iterdir())  # nothing measured, nothing written
