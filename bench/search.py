@@ -130,7 +130,8 @@ def main() -> None:
         [[count, f"{wall:.1f}", f"{own:.1f}", f"{overhead:.2f}"]])
     body = (f"Grid: precision {{fp32, int8_dynamic, fp16}} × pruning {{none, unstructured 0.3, 0.6}} × "
             f"batch {{1, 4, 8}} = {len(table)} points, {args.n} documents each "
-            f"({'CNN/DailyMail' if SHARED_CNN.exists() else 'bundled sample'}); fp16 is infeasible on CPU. "
+            f"({'CNN/DailyMail' if SHARED_CNN.exists() else 'bundled sample'}); fp16 cannot run on a CPU and "
+            f"is ruled out before sampling (sweeps.space). "
             f"Hypervolume of (latency per sample ↓, ROUGE-Lsum ↑) found with {budget} trials, as a fraction "
             f"of the full grid's, over {args.seeds} seeds (samplers replay the measured grid).\n\n"
             f"{search_table}\n\nPlatform overhead (Ray Tune scheduling, worker start, driver-side MLflow "

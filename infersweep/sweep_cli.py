@@ -20,14 +20,16 @@ def validate(spec: Path = typer.Argument(..., help="sweep YAML file")):
     """Check a sweep file as `launch` would (keys, types, model and dataset paths, the baseline's
     feasibility on the declared device), without starting anything."""
     from infersweep.sweeps.checks import preflight
+    from infersweep.sweeps.space import feasible_space
     from infersweep.sweeps.spec import load_sweep_spec
 
     sweep = load_sweep_spec(spec)
     for warning in preflight(sweep):
         console.print(f"note: {warning}", soft_wrap=True)
-    axes = sweep.space.axes()
-    console.print(f"[green]ok[/] {spec}: sweep {sweep.name!r}, {len(sweep.space.grid())} combinations "
-                  f"({', '.join(f'{k}: {len(v)}' for k, v in axes.items())}), "
+    space = feasible_space(sweep)
+    for line in space.describe():
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+    console.print(f"[green]ok[/] {spec}: sweep {sweep.name!r}, {len(space.grid())} runnable combinations, "
                   f"{sweep.search.algorithm} for {sweep.search.num_trials} trials", soft_wrap=True)
 
 

@@ -15,6 +15,7 @@ from infersweep.sweeps.finalists import SPEEDUP_IN_TRIAL, head_to_head
 from infersweep.sweeps.interrupt import fit, interruptible
 from infersweep.sweeps.launch import build_tuner, check_resources, quiet_ray_and_mlflow, run_baseline
 from infersweep.sweeps.results import load_results
+from infersweep.sweeps.space import feasible_space
 from infersweep.sweeps.spec import SweepSpec
 from infersweep.sweeps.state import prepare_dir, reported_ids
 from infersweep.sweeps.trainable import TrialPlan, trials_dir
@@ -57,8 +58,11 @@ def run_sweep(sweep: SweepSpec, address: str | None = None, tracking_uri: str | 
     runs = SweepRuns(sweep.name, uri, sweep.tracking.experiment, sweep.spec_hash())
     _ = runs.experiment_id  # the tracking store answers (or fails fast) before anything is written
     prepare_dir(sweep, resume, restart, say, on_archive=runs.archive)
+    space = feasible_space(sweep)
+    for line in space.describe():
+        say(line)
     try:
-        runs.parent_run_id()
+        runs.log_ruled_out(space.table())
         baseline = _search(sweep, runs, address, uri, resume, progress, say)
     except (KeyboardInterrupt, SweepInterrupted):
         runs.end_sweep("KILLED", "interrupted (Ctrl-C or SIGTERM)")
