@@ -110,8 +110,11 @@ def build_tuner(sweep: SweepSpec, plan: TrialPlan, baseline: TrialReport, runs, 
     callbacks = [MlflowTrialCallback(plan, runs, baseline)]
     if progress:
         objectives = [(o.metric, o.mode) for o in sweep.objectives]
+        from infersweep.sweeps.space import feasible_space
+
         callbacks.append(ProgressCallback(trials_to_show(sweep, baseline.trial_id), objectives, sweep.constraints,
-                                          baseline.trial_id, done))
+                                          baseline.trial_id, done, space_size=len(feasible_space(sweep).grid()),
+                                          concurrency=sweep.search.max_concurrent))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher(sweep, constraint_keys(plan)),
