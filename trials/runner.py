@@ -53,7 +53,7 @@ def run_trial(spec: TrialSpec, out_dir: Path | str | None = None) -> TrialReport
     """Run `spec` and return its report (also written to report.json in the trial dir)."""
     workdir = trial_dir(spec, out_dir)
     hw = hardware.detect()
-    base = dict(spec=spec, hardware=hw.as_dict(), versions=hardware.library_versions())
+    base = dict(spec=spec, hardware=hw.as_dict(), versions=provenance(spec))
     reason = feasibility.check(spec, hw)
     if reason:
         report = TrialReport(status="infeasible", reason=reason, **base)
@@ -66,6 +66,14 @@ def run_trial(spec: TrialSpec, out_dir: Path | str | None = None) -> TrialReport
                                  phases_s=phases.seconds, **base)
     write_report(report, workdir)
     return report
+
+
+def provenance(spec: TrialSpec) -> dict[str, str]:
+    """What a result depends on besides its spec and hardware: library versions and the model's
+    weights (`model_weights`, trials.models.weights_fingerprint); warm starts compare them."""
+    from infersweep.trials.models import weights_fingerprint
+
+    return {**hardware.library_versions(), "model_weights": weights_fingerprint(spec.model)}
 
 
 def write_report(report: TrialReport, workdir: Path) -> Path:
