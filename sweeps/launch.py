@@ -63,10 +63,15 @@ def check_resources(sweep: SweepSpec) -> None:
 
 
 def _run_remote_baseline(spec_json: str, trials_dir: str) -> str:
+    from infersweep.trials.affinity import claim_cpus, release_cpus
     from infersweep.trials.runner import run_trial
 
     spec = TrialSpec.from_json(spec_json)
-    return run_trial(spec, Path(trials_dir) / spec.trial_id()).to_json()
+    claim_cpus(spec.cpus)
+    try:
+        return run_trial(spec, Path(trials_dir) / spec.trial_id()).to_json()
+    finally:
+        release_cpus()
 
 
 def run_baseline(sweep: SweepSpec, plan: TrialPlan) -> TrialReport:

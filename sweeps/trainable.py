@@ -81,8 +81,14 @@ def sweep_trial(config: dict, plan: TrialPlan, baseline_json: str) -> dict:
     """The Ray Tune function trainable: one trial in this (fresh) worker process."""
     from ray import tune
 
+    from infersweep.trials.affinity import claim_cpus, release_cpus
+
     baseline = TrialReport.from_json(baseline_json)
-    report, path, reused = run_or_reuse(plan, config)
+    claim_cpus(plan.template.cpus)  # concurrent trials on one node get disjoint cores (trials.affinity)
+    try:
+        report, path, reused = run_or_reuse(plan, config)
+    finally:
+        release_cpus()
     result = tune_result(plan, report, baseline)
     # the report itself too: the driver keeps a copy when the workers' disks are not shared
     result.update(report_path=str(path), reused=reused, report_json=report.to_json())

@@ -53,7 +53,9 @@ def run_trial(spec: TrialSpec, out_dir: Path | str | None = None) -> TrialReport
     """Run `spec` and return its report (also written to report.json in the trial dir)."""
     workdir = trial_dir(spec, out_dir)
     hw = hardware.detect()
-    base = dict(spec=spec, hardware=hw.as_dict(), versions=provenance(spec))
+    from infersweep.trials.affinity import current_cpus
+
+    base = dict(spec=spec, hardware={**hw.as_dict(), "cpu_set": current_cpus()}, versions=provenance(spec))
     reason = feasibility.check(spec, hw)
     if reason:
         report = TrialReport(status="infeasible", reason=reason, **base)
