@@ -162,6 +162,36 @@ def _measure(spec: TrialSpec, workdir: Path, phase, hw: hardware.Hardware) -> di
                 per_document=per_document, document_ids=[e.id for e in evaluation], timing=timing)
 
 
+class QualityEvaluator:
+    """The spec's variant, built as its trial built it (same calibration slice, same summary
+    length, the artifact cache), scoring more documents for quality only (nothing timed):
+    sequential evaluation extends a trial with it, one build for every round."""
+
+    def __init__(self, spec: TrialSpec, workdir: Path):
+        from infersweep.trials import runtimes
+        from infersweep.trials.models import get_adapter
+
+        pin_threads(spec.cpus)
+        self.spec = spec
+        examples = load_examples(spec.dataset, spec.document_field, spec.summary_field)
+        plan = slices(examples, spec.n, CALIBRATION_DOCS, spec.seed)
+        resolved, _ = with_summary_length(spec, plan)
+        self.adapter = get_adapter(spec.task)(resolved)
+        calibration_docs = [e.document for e in plan.calibration]
+        prune_model(self.adapter, spec, calibration_docs)
+        self.engine = runtimes.prepare(self.adapter.prepared_model(calibration_docs), spec, Path(workdir))
+        self.adapter.module = None
+
+    def scores(self, examples: list[Example]) -> dict[str, list[float]]:
+        """Per-document ROUGE on `examples`, in their order."""
+        batches = self.adapter.batches([e.document for e in examples], self.spec.batch_size)
+        summaries = [summary for batch in batches for summary in self.adapter.summarize_batch(batch, self.engine)]
+        return rouge_per_document(summaries, [e.summary for e in examples])
+
+    def close(self) -> None:
+        self.engine.close()
+
+
 def calibration_examples(spec: TrialSpec) -> list[Example]:
     """The examples a trial calibrates on (disjoint from its evaluation slice where the dataset
     is large enough; `data_notes` says when it is not)."""
