@@ -50,6 +50,7 @@ search: {{algorithm: grid, num_trials: 9, max_concurrent: 2, seed: 1, max_failur
 resources: {{cpu: 1{accelerator}}}
 trial: {{warmup: 0, repeats: {repeats}, timing: {{max_seconds: 3}}}}
 finalists: {{rounds: 1, max_seconds: 1}}  # the head-to-head runs on the workers too, briefly
+sequential: {{max_docs: 0}}  # these tests are about the cluster: trials as short as they can be
 storage: {{path: {storage}}}
 """
 
