@@ -36,6 +36,7 @@ search: {{algorithm: grid, num_trials: 1000}}
 resources: {{cpu: 2}}
 trial: {{warmup: 1, repeats: 1}}
 finalists: {{rounds: 0}}
+sequential: {{max_docs: 0}}  # the replay needs each point as measured on its n documents
 storage: {{path: "{storage}"}}
 """
 
