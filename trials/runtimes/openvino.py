@@ -26,6 +26,8 @@ without VNNI/AMX, so it is weight-only int8, which no precision names), fp16 and
 """
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 from infersweep.trials.errors import InfersweepError
@@ -34,7 +36,7 @@ from infersweep.trials.runtimes.base import (PreparedModel, Recipe, Runtime, Uns
                                              import_or_hint, recipe_for)
 from infersweep.trials.runtimes.cache import ArtifactCache, CacheLog, library_versions
 from infersweep.trials.runtimes.onnx_export import export_entry
-from infersweep.trials.runtimes.ort_recipes import as_numpy, calibration_fingerprint
+from infersweep.trials.runtimes.ort_recipes import as_numpy, calibration_fingerprint, quiet
 
 __all__ = ["OV_HINT", "OV_LIBS", "SMOOTH_QUANT_MIN_SENTENCES", "OpenVinoEngine", "OpenVinoRuntime",
            "OpenVinoUnavailable", "compile_config", "build_ov_model"]
@@ -61,8 +63,17 @@ def _nncf():
     nncf = import_or_hint("nncf", OV_HINT)
     import logging
 
-    nncf.set_log_level(logging.ERROR)  # its progress bars and tables go to the trial's log otherwise
+    nncf.set_log_level(logging.ERROR)
     return nncf
+
+
+@contextlib.contextmanager
+def _silenced():
+    """NNCF draws progress bars and tables (rich, on stdout) that no setting turns off: swallow them,
+    and the warnings and advice the quantizers log."""
+    sink = io.StringIO()
+    with quiet(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        yield
 
 
 def _sentences(model: PreparedModel) -> int:
@@ -83,10 +94,11 @@ def quantize_int8_static(ir: Path, dst: Path, model: PreparedModel) -> dict:
     smooth = sentences >= SMOOTH_QUANT_MIN_SENTENCES
     advanced = AdvancedQuantizationParameters(
         **({} if smooth else {"smooth_quant_alphas": AdvancedSmoothQuantParameters(matmul=-1)}))
-    quantized = nncf.quantize(ov.Core().read_model(str(ir)), nncf.Dataset(batches),
-                              model_type=nncf.ModelType.TRANSFORMER, preset=nncf.QuantizationPreset.MIXED,
-                              subset_size=len(batches), fast_bias_correction=True,
-                              advanced_parameters=advanced)
+    with _silenced():
+        quantized = nncf.quantize(ov.Core().read_model(str(ir)), nncf.Dataset(batches),
+                                  model_type=nncf.ModelType.TRANSFORMER, preset=nncf.QuantizationPreset.MIXED,
+                                  subset_size=len(batches), fast_bias_correction=True,
+                                  advanced_parameters=advanced)
     ov.save_model(quantized, str(dst), compress_to_fp16=False)
     return {"calibration_batches": len(batches), "calibration_sentences": sentences, "smooth_quant": smooth,
             "fake_quantize": sum(op.get_type_name() == "FakeQuantize" for op in quantized.get_ops())}
@@ -94,8 +106,9 @@ def quantize_int8_static(ir: Path, dst: Path, model: PreparedModel) -> dict:
 
 def compress_int4(ir: Path, dst: Path, model: PreparedModel) -> dict:
     ov, nncf = _ov(), _nncf()
-    compressed = nncf.compress_weights(ov.Core().read_model(str(ir)), mode=nncf.CompressWeightsMode.INT4_SYM,
-                                       group_size=INT4_WEIGHT["group_size"], ratio=INT4_WEIGHT["ratio"])
+    with _silenced():
+        compressed = nncf.compress_weights(ov.Core().read_model(str(ir)), mode=nncf.CompressWeightsMode.INT4_SYM,
+                                           group_size=INT4_WEIGHT["group_size"], ratio=INT4_WEIGHT["ratio"])
     ov.save_model(compressed, str(dst), compress_to_fp16=False)
     return {}
 
