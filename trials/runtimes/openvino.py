@@ -17,7 +17,8 @@ The pipeline, each step an artifact-cache entry keyed on the one before it:
              PERFORMANCE_HINT LATENCY with one stream (the engine issues one synchronous request at a
              time: THROUGHPUT's extra streams split the cores between requests that never come), and
              INFERENCE_PRECISION_HINT f32, or bf16 for bf16 (the CPU plugin's default is bf16 where the
-             CPU has it: fp32 says f32 explicitly)
+             CPU has it: fp32 says f32 explicitly); threads not pinned to cores (the plugin's default
+             pins them; on a shared machine that halved the speed): $INFERSWEEP_OV_PINNING=1 pins
 
 fp32 and bf16 share the converted IR (bf16 is a compile setting). bf16 needs a CPU with native bf16
 (AVX512-BF16 or AMX): elsewhere OpenVINO quietly runs f32 and calls it bf16, so it is infeasible there.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from pathlib import Path
 
 from infersweep.trials.errors import InfersweepError
@@ -131,10 +133,18 @@ _NO_INT8_DYNAMIC = Unsupported(
     "onnxruntime or torch")
 
 
+def pinning_default() -> bool:
+    """Whether the CPU plugin pins its threads to cores (its own default): off unless
+    $INFERSWEEP_OV_PINNING=1. On a shared machine a pinned thread waits for its core while another
+    process holds it (measured on 2 shared cores under load: 2x slower pinned than unpinned)."""
+    return os.environ.get("INFERSWEEP_OV_PINNING", "0") == "1"
+
+
 def compile_config(spec, inference_precision: str) -> dict:
-    """The CPU plugin's settings for a trial: its CPU share, one latency stream, the precision."""
+    """The CPU plugin's settings for a trial: its CPU share, one latency stream, the precision,
+    thread pinning (pinning_default)."""
     return {"INFERENCE_NUM_THREADS": int(spec.cpus), "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
-            "INFERENCE_PRECISION_HINT": inference_precision}
+            "INFERENCE_PRECISION_HINT": inference_precision, "ENABLE_CPU_PINNING": pinning_default()}
 
 
 class OpenVinoEngine:
@@ -157,6 +167,7 @@ class OpenVinoEngine:
         self.cache_info = {**(cache_info or {}), **library_versions(*OV_LIBS),
                            "threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS")),
                            "performance_hint": str(self.compiled.get_property("PERFORMANCE_HINT")).split(".")[-1],
+                           "cpu_pinning": bool(self.compiled.get_property("ENABLE_CPU_PINNING")),
                            "inference_precision": self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
                            "compile_s": round(time.perf_counter() - start, 3)}
 
