@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 
 import numpy as np
 import pytest
@@ -71,7 +72,8 @@ def test_trials_keep_torch_rouge_and_reload_from_the_cache(quick_spec, cache_dir
         artifact = report.artifact
         assert artifact["path"].endswith("model.xml") and artifact["threads"] == 1
         assert artifact["inference_precision"] == "f32" and artifact["performance_hint"] == "LATENCY"
-        assert artifact["cpu_pinning"] is False  # shared machines: pinned threads wait for their cores
+        # unpinned unless asked: on a shared machine pinned threads wait for their cores
+        assert artifact["cpu_pinning"] is (os.environ.get("INFERSWEEP_OV_PINNING") == "1")
         assert artifact["openvino"] and artifact["nncf"]
         assert artifact["serving_memory"]["serving_peak_mb"] > 0
         assert report.metrics["peak_memory_mb"] == artifact["serving_memory"]["serving_peak_mb"]
