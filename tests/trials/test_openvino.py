@@ -134,7 +134,8 @@ def test_bf16_runs_only_with_native_bf16(adapter, cache_dir, tmp_path):
     assert "runtime 'openvino' runs bf16 only on CPUs with native bf16" in reason and "fp32" in reason
     assert check(spec, BF16_CPU) is None
     native = "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    assert native == detect().cpu_has_bf16  # the flags feasibility reads agree with OpenVINO
+    if detect().cpu_has_bf16:  # the flags feasibility reads: OpenVINO runs bf16 wherever they say so
+        assert native
     if not native:
         with pytest.raises(OpenVinoUnavailable, match="no native bf16"):
             _prepare(adapter, "bf16", [], tmp_path)
