@@ -114,6 +114,8 @@ def test_int4_weight_is_smaller_than_int8(adapter, cache_dir, tmp_path):
     int4 = _prepare(adapter, "int4_weight", [], tmp_path / "int4")
     fp32 = _prepare(adapter, "fp32", [], tmp_path / "fp32")
     try:
+        facts = _manifest(int4)["facts"]
+        assert facts["int4_weights"] >= 35 and facts["int8_weights"] >= 1  # the embeddings: int8 backup
         assert int4.size_mb() < 0.25 * fp32.size_mb()
         assert fp32.size_mb() > 80  # float32 weights, not compressed to fp16 on save
     finally:

@@ -112,7 +112,9 @@ def compress_int4(ir: Path, dst: Path, model: PreparedModel) -> dict:
         compressed = nncf.compress_weights(ov.Core().read_model(str(ir)), mode=nncf.CompressWeightsMode.INT4_SYM,
                                            group_size=INT4_WEIGHT["group_size"], ratio=INT4_WEIGHT["ratio"])
     ov.save_model(compressed, str(dst), compress_to_fp16=False)
-    return {}
+    kinds = [op.get_element_type().get_type_name() for op in compressed.get_ops() if op.get_type_name() == "Constant"]
+    return {"int4_weights": sum(kind in ("i4", "u4") for kind in kinds),
+            "int8_weights": sum(kind in ("i8", "u8") for kind in kinds)}
 
 
 INT8_STATIC = {"method": "nncf.quantize", "model_type": "transformer", "preset": "mixed",
@@ -164,11 +166,12 @@ class OpenVinoEngine:
         start = time.perf_counter()
         self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
         self.request = self.compiled.create_infer_request()
+        prop = self.compiled.get_property
         self.cache_info = {**(cache_info or {}), **library_versions(*OV_LIBS),
-                           "threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS")),
-                           "performance_hint": str(self.compiled.get_property("PERFORMANCE_HINT")).split(".")[-1],
-                           "cpu_pinning": bool(self.compiled.get_property("ENABLE_CPU_PINNING")),
-                           "inference_precision": self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
+                           "threads": int(prop("INFERENCE_NUM_THREADS")),
+                           "performance_hint": str(prop("PERFORMANCE_HINT")).split(".")[-1],
+                           "cpu_pinning": bool(prop("ENABLE_CPU_PINNING")),
+                           "inference_precision": prop("INFERENCE_PRECISION_HINT").get_type_name(),
                            "compile_s": round(time.perf_counter() - start, 3)}
 
     def __call__(self, **inputs):
