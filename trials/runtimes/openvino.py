@@ -49,8 +49,6 @@ _NEEDS_OV = (("openvino", OV_HINT),)
 _NEEDS_NNCF = (("openvino", OV_HINT), ("nncf", OV_HINT))
 #: fewer calibration sentences than this: no SmoothQuant (its per-channel scales overfit them)
 SMOOTH_QUANT_MIN_SENTENCES = 16
-#: the hardware flags with which OpenVINO's CPU plugin runs bf16 natively
-BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
 class OpenVinoUnavailable(InfersweepError, RuntimeError):
@@ -204,7 +202,7 @@ class OpenVinoRuntime(Runtime):
     caches_artifacts = True
 
     def unavailable_reason(self, spec, hardware) -> str | None:
-        if spec.precision == P.BF16 and not (BF16_FLAGS & hardware.cpu_flags):
+        if spec.precision == P.BF16 and not hardware.cpu_has_bf16:  # AVX512-BF16 or AMX flags
             return f"runtime 'openvino' runs bf16 only on CPUs with native bf16: {_bf16_reason()}"
         return None
 
