@@ -79,6 +79,16 @@ def test_trials_keep_torch_rouge_and_reload_from_the_cache(quick_spec, cache_dir
         assert report.metrics["peak_memory_mb"] == artifact["serving_memory"]["serving_peak_mb"]
         reports[precision] = report
     assert reports["int8_static"].metrics["model_size_mb"] < 0.4 * reports["fp32"].metrics["model_size_mb"]
+    # a saved variant (what promote registers, what the serving-memory process loads) is calibrated
+    # on the trial's slice: it serves the very IR the trial measured, from the cache
+    from infersweep.trials.package import Summarizer, save_variant
+
+    served = Summarizer(save_variant(quick_spec(runtime="openvino", precision="int8_static"), tmp_path / "variant"))
+    try:
+        assert served.engine.cache_info["cache"] == "hit"
+        assert str(served.engine.artifact_path) == reports["int8_static"].artifact["path"]
+    finally:
+        served.engine.close()
     again = run_trial(quick_spec(runtime="openvino", precision="int8_static"), tmp_path / "again")
     assert again.status == "ok", again.reason
     assert again.artifact["cache"] == "hit"
