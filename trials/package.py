@@ -18,6 +18,9 @@ SPEC_FILE = "variant.json"
 
 #: pruning that lives in the module's code rather than its weights: re-applied when served
 REAPPLIED_PRUNING = ("semi_structured_2_4",)
+#: precisions whose engine is built from the calibration slice: the variant keeps those documents,
+#: so the served engine is the one the trial measured (and found in the artifact cache)
+CALIBRATED_PRECISIONS = ("int8_static",)
 
 
 def save_variant(spec: TrialSpec, directory: Path) -> Path:
@@ -26,14 +29,18 @@ def save_variant(spec: TrialSpec, directory: Path) -> Path:
     from infersweep.trials.models import get_adapter
 
     adapter = get_adapter(spec.task)(spec)
-    prune_model(adapter, spec, calibration_documents(spec) if pruning_calibrates(spec) else [])
+    calibrated = pruning_calibrates(spec) or spec.precision in CALIBRATED_PRECISIONS
+    calibration = calibration_documents(spec) if calibrated else []
+    prune_model(adapter, spec, calibration if pruning_calibrates(spec) else [])
     measured, _ = with_summary_length(spec)  # 'auto' from the trial's data, not the served placeholder
-    return write_variant(adapter, measured, directory, source=spec)
+    return write_variant(adapter, measured, directory, source=spec, calibration_documents=calibration)
 
 
-def write_variant(adapter, spec: TrialSpec, directory: Path, source: TrialSpec | None = None) -> Path:
+def write_variant(adapter, spec: TrialSpec, directory: Path, source: TrialSpec | None = None,
+                  calibration_documents: list[str] = ()) -> Path:
     """Save an adapter's (pruned) model, its tokenizer and the settings that rebuild its engine.
-    `spec` has a concrete summary length; `source` is the spec as the sweep wrote it."""
+    `spec` has a concrete summary length; `source` is the spec as the sweep wrote it; the
+    calibration documents are kept where the precision is built from them (CALIBRATED_PRECISIONS)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     pretrained = getattr(adapter.module, "encoder", adapter.module)
@@ -44,8 +51,10 @@ def write_variant(adapter, spec: TrialSpec, directory: Path, source: TrialSpec |
                                      "prune_ratio": spec.prune_ratio if keep else 0.0,
                                      "dataset": "sample", "warmup": 0})
     source = source or spec
-    (directory / SPEC_FILE).write_text(json.dumps({"spec": json.loads(served.to_json()),
-                                                   "source_spec": json.loads(source.to_json())}, indent=2))
+    saved = {"spec": json.loads(served.to_json()), "source_spec": json.loads(source.to_json())}
+    if spec.precision in CALIBRATED_PRECISIONS:
+        saved["calibration_documents"] = list(calibration_documents)
+    (directory / SPEC_FILE).write_text(json.dumps(saved, indent=2))
     return directory
 
 
@@ -69,7 +78,8 @@ class Summarizer:
 
             apply_pruning(self.adapter.module, self.spec.pruning, self.spec.prune_ratio)
         self._workdir = tempfile.mkdtemp(prefix="infersweep-serve-")
-        self.engine = runtimes.prepare(self.adapter.prepared_model(), self.spec, Path(self._workdir))
+        calibration = saved.get("calibration_documents", [])
+        self.engine = runtimes.prepare(self.adapter.prepared_model(calibration), self.spec, Path(self._workdir))
 
     def summarize(self, documents: list[str]) -> list[str]:
         """One summary per document. Anything but a sequence of strings is refused, not str()-ed:

@@ -119,7 +119,8 @@ def _measure(spec: TrialSpec, workdir: Path, phase, hw: hardware.Hardware) -> di
         with phase("prune"):
             pruning_facts = prune_model(adapter, spec, calibration_docs)
         with phase("save"):
-            variant = write_variant(adapter, resolved, workdir / VARIANT_DIR, source=spec)
+            variant = write_variant(adapter, resolved, workdir / VARIANT_DIR, source=spec,
+                                    calibration_documents=calibration_docs)
         with phase("prepare"):
             engine = runtimes.prepare(adapter.prepared_model(calibration_docs), spec, workdir, hw)
             adapter.module = None  # serve from the engine alone: the source weights are not counted

@@ -24,6 +24,7 @@ RUNTIMES: dict[str, str] = {
     "torch_compile": "infersweep.trials.runtimes.torch_compile:TorchCompileRuntime",
     "tensorrt": "infersweep.trials.runtimes.tensorrt:TensorRTRuntime",
     "onnxruntime_trt": "infersweep.trials.runtimes.ort_tensorrt:OrtTensorRTRuntime",
+    "openvino": "infersweep.trials.runtimes.openvino:OpenVinoRuntime",
 }
 PLUGIN_GROUP = "infersweep.runtimes"
 PLUGIN_ENV = "INFERSWEEP_RUNTIMES"
