@@ -111,4 +111,4 @@ def converted_model_dir(name: str) -> str:
     parts = {"model": name, "file": model.file, "size": (folder / model.file).stat().st_size,
              "versions": library_versions(model.distribution, "transformers", "gguf")}
     entry = ArtifactCache().get_or_build(NAMESPACE, parts, lambda tmp: _convert(name, tmp))
-    return str(entry.path / CONVERTED_DIR)
+    return str((entry.path / CONVERTED_DIR).resolve())
