@@ -16,7 +16,7 @@ __all__ = ["MetricDef", "METRICS", "FRONTIER_METRICS", "MISSING", "interval_of",
            "LATENCY_PER_SAMPLE", "LATENCY_P95", "THROUGHPUT", "PEAK_MEMORY", "PREPARE_PEAK_MEMORY", "MODEL_SIZE", "ROUGE1", "ROUGE2",
            "ROUGE_LSUM", "ROUGE_DROP", "SPEEDUP", "MEMORY_REDUCTION",
            "percentile", "LatencyTracker", "rss_mb", "MemoryTracker", "gpu_peak_mb", "pin_threads",
-           "relative_to", "relative_metrics", "TTFT", "TPOT", "OUTPUT_TOKENS_PER_S", "TokenTimings"]
+           "relative_to", "relative_metrics", "TTFT", "TPOT", "OUTPUT_TOKENS_PER_S", "AGREEMENT", "TokenTimings"]
 
 #: what a table shows for a metric a trial does not have
 MISSING = "–"
@@ -79,6 +79,9 @@ METRICS: dict[str, MetricDef] = {
                                   "baseline measured earlier in the launch", "speedup (trial)", "{:.2f}×"),
     "memory_reduction_pct": MetricDef("%", "max", "relative peak memory reduction against the baseline",
                                       "memory −%", "{:.1f}%"),
+    "agreement_rougeL": MetricDef("F1 x100", "max", "generative tasks: mean ROUGE-L F1 of each summary against "
+                                  "the baseline's summary of the same document (100: word for word the same)",
+                                  "agreement ROUGE-L", "{:.1f}"),
     # decoding tasks (causal): per batch, from a streamer's clock inside the timed passes
     "ttft_ms": _ms("time to first token: median over batches of the time from calling generate to the "
                    "first new token (the prompt's prefill)", "TTFT ms"),
@@ -100,6 +103,7 @@ ROUGE_LSUM = "rougeLsum"
 ROUGE_DROP = "rouge_drop_pct"
 SPEEDUP = "speedup"
 MEMORY_REDUCTION = "memory_reduction_pct"
+AGREEMENT = "agreement_rougeL"
 TTFT = "ttft_ms"
 TPOT = "tpot_ms"
 OUTPUT_TOKENS_PER_S = "output_tokens_per_s"
@@ -286,10 +290,12 @@ def pin_threads(cpus: int) -> None:
 
 def relative_to(report, baseline, confidence: float = 0.95) -> dict[str, float]:
     """relative_metrics of two TrialReports, plus rouge_drop_pct's paired-bootstrap interval over
-    the documents both evaluated (same ids), at `confidence` (0.5: the point estimate alone)."""
+    the documents both evaluated (same ids), at `confidence` (0.5: the point estimate alone), and
+    for generative tasks agreement_rougeL with the baseline's own outputs on those documents."""
     from infersweep.trials.stats import paired_drop
 
     out = relative_metrics(report.metrics, baseline.metrics)
+    out.update(agreement(report, baseline))
     mine, theirs = report.per_document.get(ROUGE_LSUM), baseline.per_document.get(ROUGE_LSUM)
     if not mine or not theirs:  # a report from before per-document scores: no interval
         return out
@@ -299,6 +305,22 @@ def relative_to(report, baseline, confidence: float = 0.95) -> dict[str, float]:
         base_scores, trial_scores = zip(*pairs)
         out.update(paired_drop(base_scores, trial_scores, confidence).as_metrics(ROUGE_DROP))
     return out
+
+
+def agreement(report, baseline) -> dict[str, float]:
+    """{agreement_rougeL: mean ROUGE-L F1 of the report's outputs against the baseline's for the
+    documents both evaluated (same ids)}, or {} where either report kept no outputs (the extractive
+    task, or reports written before outputs were kept)."""
+    from infersweep.trials.quality import agreement_per_document
+
+    if not report.outputs or not baseline.outputs:
+        return {}
+    theirs = dict(zip(baseline.document_ids, baseline.outputs))
+    pairs = [(out, theirs[doc]) for doc, out in zip(report.document_ids, report.outputs) if doc in theirs]
+    if not pairs:
+        return {}
+    scores = agreement_per_document([p[0] for p in pairs], [p[1] for p in pairs])
+    return {AGREEMENT: sum(scores) / len(scores)}
 
 
 def relative_metrics(metrics: dict[str, float], baseline: dict[str, float]) -> dict[str, float]:

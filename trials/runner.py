@@ -152,7 +152,8 @@ def _measure(spec: TrialSpec, workdir: Path, phase, hw: hardware.Hardware) -> di
     if spec.task == "extractive":
         artifact["summary_length"] = resolved.summary_length
     return dict(metrics=metrics, artifact=artifact, notes=notes, sample_summaries=summaries[:SAMPLE_SUMMARIES],
-                per_document=per_document, document_ids=[e.id for e in evaluation], timing=timing)
+                per_document=per_document, document_ids=[e.id for e in evaluation], timing=timing,
+                outputs=summaries if spec.task != "extractive" else [])
 
 
 def calibration_examples(spec: TrialSpec) -> list[Example]:

@@ -277,6 +277,9 @@ class TrialReport(BaseModel):
     #: ROUGE type -> each evaluated document's score, in `document_ids` order (paired verdicts)
     per_document: dict[str, list[float]] = {}
     document_ids: list[str] = []
+    #: generative tasks: every evaluated document's summary, in `document_ids` order (a variant's
+    #: agreement with the baseline's outputs, trials.measure.agreement)
+    outputs: list[str] = []
     #: raw batch times, how stable their median is, the load they were measured under
     timing: dict[str, Any] = {}
 

@@ -12,11 +12,12 @@ import pytest
 from infersweep.trials import TrialSpec, run_trial
 from infersweep.trials.feasibility import check
 from infersweep.trials.hardware import Hardware
-from infersweep.trials.measure import METRICS, OUTPUT_TOKENS_PER_S, TPOT, TTFT, TokenTimings
+from infersweep.trials.measure import (AGREEMENT, METRICS, OUTPUT_TOKENS_PER_S, TPOT, TTFT, TokenTimings,
+                                      relative_to)
 from infersweep.trials.models.causal import PLAIN_TEMPLATE, CausalSummarizer, clean_output
 from infersweep.trials.runtimes import RUNTIMES, get_runtime
 from infersweep.trials.runtimes.base import missing_requirement, precisions_for
-from infersweep.trials.spec import CausalSettings
+from infersweep.trials.spec import CausalSettings, TrialReport
 
 CPU = Hardware(cpu_model="test cpu", cpu_count=2)
 QUICK_TIMING = {"max_seconds": 1, "min_passes": 1, "min_batches": 1, "rel_halfwidth_pct": 100}
@@ -230,6 +231,22 @@ def test_trial_at_every_cpu_precision(tiny_llama_dir, tmp_path, precision):
     assert "rougeLsum" in m
     assert m[TTFT] < m["latency_ms_p50"]  # the first token comes before the batch is done
     assert json.loads((tmp_path / "report.json").read_text())["metrics"][TTFT] == m[TTFT]
+    assert len(report.outputs) == len(report.document_ids) == 3  # for agreement with the baseline
+    assert report.outputs[:3] == report.sample_summaries
+    assert relative_to(report, report)[AGREEMENT] == 100.0
+
+
+def test_agreement_with_the_baseline_pairs_documents_by_id():
+    spec = TrialSpec(task="causal", model="m")
+    baseline = TrialReport(spec=spec, status="ok", document_ids=["a", "b", "c"],
+                           outputs=["The mayor opened the fair.", "Rain fell all day.", "Crowds came."])
+    drifted = TrialReport(spec=spec, status="ok", document_ids=["b", "a"],
+                          outputs=["Rain fell all day.", "The mayor closed a fair."])
+    # a: 3 of 5 words in order against 5 -> F1 0.6 (stemmed: opened/closed differ, the/a differ)
+    assert relative_to(drifted, baseline)[AGREEMENT] == pytest.approx((100 + 60) / 2)
+    extractive = TrialReport(spec=TrialSpec(), status="ok", document_ids=["a"])
+    assert AGREEMENT not in relative_to(extractive, extractive)
+    assert AGREEMENT in METRICS and METRICS[AGREEMENT].goal == "max"
 
 
 def test_trial_records_truncation(tiny_llama_dir, tmp_path):
