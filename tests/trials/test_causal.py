@@ -297,3 +297,20 @@ def test_smollm2_converts_once_with_identical_logits(cache_dir, tmp_path):
                                  timing=QUICK_TIMING, causal={"max_new_tokens": 16}), tmp_path / "trial")
     assert report.status == "ok", report.reason
     assert report.sample_summaries[0].strip() and report.metrics[TTFT] > 0
+
+
+def test_trial_cli_sets_max_new_tokens(tiny_llama_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from infersweep.cli import app
+
+    cli = CliRunner()
+    result = cli.invoke(app, ["trial", "--model", str(tiny_llama_dir), "--task", "causal", "--n", "2", "--warmup",
+                              "0", "--repeats", "1", "--cpus", "1", "--max-new-tokens", "3", "--max-input-tokens",
+                              "40", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "ok", report["reason"]
+    assert report["spec"]["causal"]["max_new_tokens"] == 3 and report["spec"]["causal"]["max_input_tokens"] == 40
+    refused = cli.invoke(app, ["trial", "--max-new-tokens", "3"])  # the extractive task does not decode
+    assert refused.exit_code == 2 and "apply to the causal and seq2seq tasks" in refused.output
