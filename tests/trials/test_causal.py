@@ -314,3 +314,15 @@ def test_trial_cli_sets_max_new_tokens(tiny_llama_dir, tmp_path):
     assert report["spec"]["causal"]["max_new_tokens"] == 3 and report["spec"]["causal"]["max_input_tokens"] == 40
     refused = cli.invoke(app, ["trial", "--max-new-tokens", "3"])  # the extractive task does not decode
     assert refused.exit_code == 2 and "apply to the causal and seq2seq tasks" in refused.output
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", [str(p) for p in precisions_for(get_runtime("torch"), "causal", "cuda")])
+def test_trial_on_cuda(tiny_llama_dir, tmp_path, precision):
+    spec = causal_spec(tiny_llama_dir, precision=precision, device="cuda")
+    if missing_requirement(get_runtime("torch"), spec):
+        pytest.skip(missing_requirement(get_runtime("torch"), spec))
+    report = run_trial(spec, tmp_path)
+    assert report.status == "ok", report.reason
+    assert all(s.strip() for s in report.sample_summaries)
+    assert 0 < report.metrics[TTFT] < report.metrics["latency_ms_p50"] and report.metrics[TPOT] > 0
