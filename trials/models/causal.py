@@ -170,7 +170,7 @@ class CausalSummarizer:
         output_ids = engine.generate(
             **batch.inputs, max_new_tokens=self.settings.max_new_tokens, do_sample=False, num_beams=1,
             use_cache=True, pad_token_id=self.tokenizer.pad_token_id, streamer=_streamer(clock),
-            **({"temperature": None, "top_p": None, "top_k": None}),  # greedy: no sampling defaults
+            temperature=None, top_p=None, top_k=None,  # greedy: a model's sampling defaults do not apply
         )
         end = time.perf_counter()
         new = output_ids[:, batch.inputs["input_ids"].shape[1]:].cpu()
