@@ -326,3 +326,20 @@ def test_trial_on_cuda(tiny_llama_dir, tmp_path, precision):
     assert report.status == "ok", report.reason
     assert all(s.strip() for s in report.sample_summaries)
     assert 0 < report.metrics[TTFT] < report.metrics["latency_ms_p50"] and report.metrics[TPOT] > 0
+
+
+def test_saved_variant_summarizes_like_its_trial(tiny_llama_dir, tmp_path):
+    """What promotion registers: the (unstructured-pruned) causal LM saved with its tokenizer and
+    settings, served by a fresh Summarizer at the trial's precision, gives the trial's summaries."""
+    from infersweep.trials.data import eval_slice, load_examples
+    from infersweep.trials.package import Summarizer, save_variant
+
+    spec = causal_spec(tiny_llama_dir, precision="int8_dynamic", pruning="unstructured", prune_ratio=0.3,
+                       causal={"max_new_tokens": 5, "max_input_tokens": 96})
+    report = run_trial(spec, tmp_path / "trial")
+    assert report.status == "ok", report.reason
+    variant = save_variant(spec, tmp_path / "variant")
+    served = Summarizer(variant)
+    assert served.adapter.tokenizer.padding_side == "left" and served.spec.causal == spec.causal
+    documents = [e.document for e in eval_slice(load_examples("sample"), spec.n, spec.seed)]
+    assert served.summarize(documents) == report.outputs
