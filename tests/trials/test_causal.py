@@ -134,7 +134,10 @@ def test_plain_template_without_a_chat_template(plain_llama_dir):
     assert plain.prompt("The article.") == PLAIN_TEMPLATE.format(system=settings.system_prompt,
                                                                  user=settings.user_prompt, document="The article.")
     batch = plain.batches(["The article."], 1)[0]
-    assert batch.inputs["input_ids"][0, 0] == plain.tokenizer.cls_token_id  # the tokenizer's own specials
+    ids = batch.inputs["input_ids"][0].tolist()
+    # no [CLS] ... [SEP] wrapping: the prompt must not end with an end of sequence ([SEP] here)
+    assert plain.tokenizer.sep_token_id not in ids and plain.tokenizer.cls_token_id not in ids
+    assert plain.tokenizer.decode(ids[-2:]) == "summary :"
     assert plain.summarize_batch(batch, _engine(plain))[0]
 
 

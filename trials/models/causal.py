@@ -107,11 +107,14 @@ class CausalSummarizer:
             messages = [{"role": "system", "content": s.system_prompt},
                         {"role": "user", "content": f"{s.user_prompt}\n\n{document}"}]
             return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return PLAIN_TEMPLATE.format(system=s.system_prompt, user=s.user_prompt, document=document)
+        # the BOS token where the tokenizer has one, and nothing else: tokenizers that wrap a text in
+        # [CLS] ... [SEP] or end it with EOS would end the prompt with an end of sequence
+        return (self.tokenizer.bos_token or "") + PLAIN_TEMPLATE.format(
+            system=s.system_prompt, user=s.user_prompt, document=document)
 
     def _prompt_ids(self, text: str) -> list[int]:
-        # a chat template writes its own special tokens (BOS); a plain prompt gets the tokenizer's
-        return self.tokenizer(text, add_special_tokens=not self.chat)["input_ids"]
+        # a chat template writes its own special tokens, and the plain prompt its BOS
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def fitted_prompt(self, document: str) -> tuple[str, bool]:
         """The prompt for `document`, the document cut so the prompt fits max_input_tokens; and
@@ -135,7 +138,7 @@ class CausalSummarizer:
 
     def _tokenize(self, documents: list[str]) -> CausalBatch:
         prompts, cut = zip(*(self.fitted_prompt(d) for d in documents))
-        inputs = self.tokenizer(list(prompts), padding=True, add_special_tokens=not self.chat,
+        inputs = self.tokenizer(list(prompts), padding=True, add_special_tokens=False,
                                 return_tensors="pt", return_token_type_ids=False)
         return CausalBatch(dict(inputs), truncated=sum(cut))
 
