@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny seq2seq models built from a config and saved with save_pretrained()."""
+"""Shared fixtures: tiny seq2seq and causal models built from a config and saved with save_pretrained()."""
 from __future__ import annotations
 
 import os
