@@ -20,14 +20,16 @@ def validate(spec: Path = typer.Argument(..., help="sweep YAML file")):
     """Check a sweep file as `launch` would (keys, types, model and dataset paths, the baseline's
     feasibility on the declared device), without starting anything."""
     from infersweep.sweeps.checks import preflight
+    from infersweep.sweeps.space import feasible_space
     from infersweep.sweeps.spec import load_sweep_spec
 
     sweep = load_sweep_spec(spec)
     for warning in preflight(sweep):
         console.print(f"note: {warning}", soft_wrap=True)
-    axes = sweep.space.axes()
-    console.print(f"[green]ok[/] {spec}: sweep {sweep.name!r}, {len(sweep.space.grid())} combinations "
-                  f"({', '.join(f'{k}: {len(v)}' for k, v in axes.items())}), "
+    space = feasible_space(sweep)
+    for line in space.describe():
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+    console.print(f"[green]ok[/] {spec}: sweep {sweep.name!r}, {len(space.grid())} runnable combinations, "
                   f"{sweep.search.algorithm} for {sweep.search.num_trials} trials", soft_wrap=True)
 
 
@@ -40,6 +42,8 @@ def launch(
     restart: bool = typer.Option(False, "--restart", help="archive this sweep's earlier results (kept "
                                  "beside it) and start over; needed when the model, dataset, baseline, "
                                  "trial settings, objectives or constraints changed"),
+    fresh: bool = typer.Option(False, "--fresh", help="measure every trial anew: do not reuse results earlier "
+                               "sweeps (same storage) measured on the same weights, hardware and libraries"),
 ):
     """Run a sweep: baseline, then the search; prints the Pareto frontier.
 
@@ -48,7 +52,7 @@ def launch(
     from infersweep.sweeps.spec import load_sweep_spec
 
     sweep = load_sweep_spec(spec, **{"search.num_trials": num_trials, "storage.path": storage})
-    _run(sweep, address, tracking_uri, resume=False, restart=restart)
+    _run(sweep, address, tracking_uri, resume=False, restart=restart, fresh=fresh)
 
 
 def resume(
@@ -79,13 +83,14 @@ def write_sweep_report(sweep, rows, frontier, runs) -> list[Path]:
     return sweep_report(sweep, rows, frontier, run_links(runs))
 
 
-def _run(sweep, address, tracking_uri, resume: bool, restart: bool = False) -> None:
+def _run(sweep, address, tracking_uri, resume: bool, restart: bool = False, fresh: bool = False) -> None:
     quiet_libraries()
     from infersweep.sweeps.driver import run_sweep
 
     try:
         result = run_sweep(sweep, address=address, tracking_uri=tracking_uri, resume=resume, restart=restart,
-                           say=lambda text: console.print(text, soft_wrap=True), report=write_sweep_report)
+                           say=lambda text: console.print(text, soft_wrap=True, markup=False, highlight=False),
+                           report=write_sweep_report, fresh=fresh)
     except KeyboardInterrupt:
         fail(f"interrupted; continue with: infersweep resume {sweep.name}", code=130)
     _show(sweep, result)

@@ -64,12 +64,20 @@ class MlflowTrialCallback(Callback):
         self._safely("error", self.runs.trial_errored, spec.trial_id(), spec.short_name(), spec.knobs(), error)
 
 
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
 class ProgressCallback(Callback):
     """Trials done / running / failed and the current frontier, live."""
 
     def __init__(self, total: int, objectives: list[tuple[str, str]], constraints: list[str],
-                 baseline_id: str = "", done: frozenset[str] = frozenset()):
+                 baseline_id: str = "", done: frozenset[str] = frozenset(), space_size: int = 0,
+                 concurrency: int = 1):
         self.total = total
+        self.space_size = space_size  # runnable points of the space (sweeps.space)
+        self.concurrency = max(1, concurrency)
         self.done = frozenset(done)  # combinations finished before this run
         self.objectives = objectives
         self.constraints = constraints
@@ -117,7 +125,24 @@ class ProgressCallback(Callback):
         if front:
             best = max(r.metrics.get(SPEEDUP, 0.0) for r in front)
             parts.append(f"frontier {len(front)} (best {best:.2f}x)")
+        parts += self._plan(trials, seen)
         return " · ".join(parts)
+
+    def _plan(self, trials, seen: set) -> list[str]:
+        """The ETA (measured seconds per trial × trials still to run / concurrency) and how much of
+        the runnable space is still unexplored."""
+        explored = len((seen | set(getattr(self, "done", frozenset()))) - {None})
+        parts = []
+        measured = [t.last_result["time_total_s"] for t in trials
+                    if t.status == "TERMINATED" and not t.last_result.get("reused") and "time_total_s" in t.last_result]
+        left = self.total - len((seen | set(getattr(self, "done", frozenset()))) - {None, self.baseline_id})
+        if measured and left > 0:
+            per_trial = sum(measured) / len(measured)
+            parts.append(f"ETA {_duration(per_trial * left / getattr(self, 'concurrency', 1))} "
+                         f"({per_trial:.0f} s/trial, {left} to go)")
+        if getattr(self, "space_size", 0):
+            parts.append(f"{max(0, self.space_size - explored)} of {self.space_size} points unexplored")
+        return parts
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._bar().update(self._task, description=self._describe(trials))

@@ -20,6 +20,7 @@ def preflight(sweep: SweepSpec) -> list[str]:
     warnings += _check_dataset(sweep)
     _check_resources(sweep)
     _check_baseline(sweep)
+    _check_space(sweep)
     return warnings + _check_document_budget(sweep)
 
 
@@ -105,6 +106,13 @@ def _check_resources(sweep: SweepSpec) -> None:
     if sweep.trial.device == "cuda" and sweep.resources.gpu <= 0:
         raise SweepSpecError("resources.gpu: trial.device is cuda but resources.gpu is 0; "
                              "set resources.gpu (e.g. 1) or trial.device: cpu")
+
+
+def _check_space(sweep: SweepSpec) -> None:
+    """SweepSpecError when no combination of the space can run on the trials' device."""
+    from infersweep.sweeps.space import feasible_space
+
+    feasible_space(sweep)
 
 
 def _check_baseline(sweep: SweepSpec) -> None:

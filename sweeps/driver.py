@@ -15,6 +15,7 @@ from infersweep.sweeps.finalists import SPEEDUP_IN_TRIAL, head_to_head
 from infersweep.sweeps.interrupt import fit, interruptible
 from infersweep.sweeps.launch import build_tuner, check_resources, quiet_ray_and_mlflow, run_baseline
 from infersweep.sweeps.results import load_results
+from infersweep.sweeps.space import feasible_space
 from infersweep.sweeps.spec import SweepSpec
 from infersweep.sweeps.state import prepare_dir, reported_ids
 from infersweep.sweeps.trainable import TrialPlan, trials_dir
@@ -43,8 +44,9 @@ class SweepResult:
 
 def run_sweep(sweep: SweepSpec, address: str | None = None, tracking_uri: str | None = None,
               resume: bool = False, progress: bool = True, say=print, restart: bool = False,
-              report: Optional[ReportWriter] = None) -> SweepResult:
-    """Check, connect, measure the baseline, search, then log the frontier (and `report` it)."""
+              report: Optional[ReportWriter] = None, fresh: bool = False) -> SweepResult:
+    """Check, connect, measure the baseline, search, then log the frontier (and `report` it).
+    `fresh`: run everything anew rather than reuse earlier sweeps' results (sweeps.warm)."""
     from infersweep.sweeps.checks import preflight
     from infersweep.tracking.store import resolve_uri
     from infersweep.tracking.sweep_runs import SweepRuns
@@ -57,9 +59,12 @@ def run_sweep(sweep: SweepSpec, address: str | None = None, tracking_uri: str | 
     runs = SweepRuns(sweep.name, uri, sweep.tracking.experiment, sweep.spec_hash())
     _ = runs.experiment_id  # the tracking store answers (or fails fast) before anything is written
     prepare_dir(sweep, resume, restart, say, on_archive=runs.archive)
+    space = feasible_space(sweep)
+    for line in space.describe():
+        say(line)
     try:
-        runs.parent_run_id()
-        baseline = _search(sweep, runs, address, uri, resume, progress, say)
+        runs.log_ruled_out(space.table())
+        baseline = _search(sweep, runs, address, uri, resume, progress, say, fresh)
     except (KeyboardInterrupt, SweepInterrupted):
         runs.end_sweep("KILLED", "interrupted (Ctrl-C or SIGTERM)")
         raise SweepInterrupted(f"sweep {sweep.name!r} interrupted; finished trials are saved. "
@@ -70,7 +75,8 @@ def run_sweep(sweep: SweepSpec, address: str | None = None, tracking_uri: str | 
     return finish(sweep, baseline, runs, uri, started, report, say)
 
 
-def _search(sweep: SweepSpec, runs, address, uri: str, resume: bool, progress: bool, say) -> TrialReport:
+def _search(sweep: SweepSpec, runs, address, uri: str, resume: bool, progress: bool, say,
+            fresh: bool = False) -> TrialReport:
     """Connect, measure the baseline, run the search; returns the baseline."""
     from infersweep.cluster.connect import ConnectError, connect
 
@@ -86,6 +92,8 @@ def _search(sweep: SweepSpec, runs, address, uri: str, resume: bool, progress: b
         _log_baseline(runs, sweep, baseline)
         say(f"baseline: {baseline.metrics['latency_ms_per_sample']:.1f} ms/sample, "
             f"ROUGE-Lsum {baseline.metrics['rougeLsum']:.2f}")
+        if not resume and not fresh:
+            _warm_start(sweep, plan, baseline, say)
         done = reported_ids(sweep) - {baseline.trial_id}
         owed = 0 if resume else _owed(sweep, done)
         if resume or owed:
@@ -98,6 +106,17 @@ def _search(sweep: SweepSpec, runs, address, uri: str, resume: bool, progress: b
             say(f"all {len(done)} trial(s) of {sweep.name!r} have finished; raise search.num_trials "
                 f"or add values to the space to run more")
     return baseline
+
+
+def _warm_start(sweep: SweepSpec, plan: TrialPlan, baseline: TrialReport, say) -> None:
+    from infersweep.sweeps.warm import find_reusable, reuse
+
+    found = find_reusable(sweep, baseline)
+    if found:
+        reuse(sweep, plan, baseline, found)
+        sources = sorted({item.source.parent.parent.name for item in found})
+        say(f"warm start: {len(found)} result(s) measured by {', '.join(sources)} on these weights, hardware "
+            f"and libraries are reused (launch --fresh runs them again)")
 
 
 def _owed(sweep: SweepSpec, done: set[str]) -> int:

@@ -63,10 +63,15 @@ def check_resources(sweep: SweepSpec) -> None:
 
 
 def _run_remote_baseline(spec_json: str, trials_dir: str) -> str:
+    from infersweep.trials.affinity import claim_cpus, release_cpus
     from infersweep.trials.runner import run_trial
 
     spec = TrialSpec.from_json(spec_json)
-    return run_trial(spec, Path(trials_dir) / spec.trial_id()).to_json()
+    claim_cpus(spec.cpus)
+    try:
+        return run_trial(spec, Path(trials_dir) / spec.trial_id()).to_json()
+    finally:
+        release_cpus()
 
 
 def run_baseline(sweep: SweepSpec, plan: TrialPlan) -> TrialReport:
@@ -110,8 +115,11 @@ def build_tuner(sweep: SweepSpec, plan: TrialPlan, baseline: TrialReport, runs, 
     callbacks = [MlflowTrialCallback(plan, runs, baseline)]
     if progress:
         objectives = [(o.metric, o.mode) for o in sweep.objectives]
+        from infersweep.sweeps.space import feasible_space
+
         callbacks.append(ProgressCallback(trials_to_show(sweep, baseline.trial_id), objectives, sweep.constraints,
-                                          baseline.trial_id, done))
+                                          baseline.trial_id, done, space_size=len(feasible_space(sweep).grid()),
+                                          concurrency=sweep.search.max_concurrent))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher(sweep, constraint_keys(plan)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ray.tune import Stopper
 from ray.tune.search.optuna import OptunaSearch
 
+from infersweep.sweeps.space import feasible_space
 from infersweep.sweeps.spec import SweepSpec
 from infersweep.sweeps.trainable import SPEC_ID
 
@@ -37,10 +38,11 @@ class ConstrainedOptunaSearch(OptunaSearch):
 
 
 def optuna_space(sweep: SweepSpec) -> dict:
+    """The sampler's parameters: the runnable variants and the batch sizes (sweeps.space)."""
     import optuna
 
     return {name: optuna.distributions.CategoricalDistribution(values)
-            for name, values in sweep.space.axes().items()}
+            for name, values in feasible_space(sweep).axes().items()}
 
 
 def sampler(sweep: SweepSpec):
@@ -48,7 +50,7 @@ def sampler(sweep: SweepSpec):
 
     seed, algorithm = sweep.search.seed, sweep.search.algorithm
     if algorithm == "grid":
-        return optuna.samplers.GridSampler(sweep.space.axes(), seed=seed)
+        return optuna.samplers.GridSampler(feasible_space(sweep).axes(), seed=seed)
     if algorithm == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if algorithm == "nsga2":
@@ -60,14 +62,14 @@ def sampler(sweep: SweepSpec):
 
 
 def distinct_target(sweep: SweepSpec) -> int:
-    """How many distinct combinations the sweep runs (never more than the space has)."""
-    return min(sweep.search.num_trials, len(sweep.space.grid()))
+    """How many distinct combinations the sweep runs (never more than can run)."""
+    return min(sweep.search.num_trials, len(feasible_space(sweep).grid()))
 
 
 def trials_to_show(sweep: SweepSpec, baseline_id: str) -> int:
     """The progress bar's total: the distinct combinations besides the baseline's."""
     if sweep.search.algorithm == "grid":
-        return len({sweep.trial_spec(p).trial_id() for p in sweep.space.grid()} - {baseline_id})
+        return len({sweep.trial_spec(p).trial_id() for p in feasible_space(sweep).grid()} - {baseline_id})
     return distinct_target(sweep)
 
 
@@ -107,10 +109,10 @@ def study_storage(sweep: SweepSpec):
 
 
 def missing_trials(sweep: SweepSpec, reported: set[str], baseline_id: str) -> tuple[int, list[dict]]:
-    """(how many combinations the sweep still owes, the grid points among them) given the trial
-    ids with a report on disk."""
+    """(how many combinations the sweep still owes, the grid points among them, as the sampler's
+    parameters) given the trial ids with a report on disk."""
     if sweep.search.algorithm == "grid":
-        points = [p for p in sweep.space.grid() if sweep.trial_spec(p).trial_id() not in reported]
+        points = [p for p in feasible_space(sweep).grid() if sweep.trial_spec(p).trial_id() not in reported]
         return len(points), points
     return max(0, distinct_target(sweep) - len(reported - {baseline_id})), []
 

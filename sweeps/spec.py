@@ -133,6 +133,15 @@ class FinalistsSpec(Strict):
     max_seconds: float = Field(4.0, gt=0, description="timing cap of each variant in each round")
 
 
+class SequentialSpec(Strict):
+    """Sequential evaluation: a trial whose quality verdict is undecided (its interval straddles a
+    `rouge_drop_pct` bound) is evaluated on the next documents of the dataset's fixed order, the
+    baseline extended to match, until the interval decides or `max_docs` documents are used."""
+
+    max_docs: int = Field(200, ge=0, description="the most documents a trial is evaluated on (0: off)")
+    chunk: Optional[int] = Field(None, ge=1, description="documents added per round (default: dataset.n)")
+
+
 class Objective(Strict):
     metric: str
     mode: Literal["min", "max"]
@@ -179,6 +188,7 @@ class SweepSpec(Strict):
     space: Space = Space()
     search: SearchSpec = SearchSpec()
     finalists: FinalistsSpec = FinalistsSpec()
+    sequential: SequentialSpec = SequentialSpec()
     objectives: list[Objective] = DEFAULT_OBJECTIVES
     constraints: list[str] = ["rouge_drop_pct <= 1.0"]
     #: a quality constraint holds when its interval's worst end meets it (0.5: the point estimate)

@@ -15,7 +15,7 @@ SPEC_FILE = "sweep.json"
 
 #: what a trial's result depends on: a change here makes earlier results a different sweep
 RESULT_FIELDS = ("model", "task", "dataset", "baseline", "trial", "resources", "objectives", "constraints",
-                 "confidence")
+                 "confidence", "sequential")
 
 
 def prepare_dir(sweep: SweepSpec, resume: bool = False, restart: bool = False, say=print,

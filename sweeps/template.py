@@ -18,8 +18,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from infersweep.trials.spec import TrialSpec
 
-__all__ = ["DATASET_KEYS", "KNOBS", "SWEEP_DEFAULTS", "DatasetSection", "Knobs", "Strict", "TrialSection",
-           "absolute_if_local", "point_spec", "sweep_key", "template_spec"]
+__all__ = ["DATASET_KEYS", "KNOBS", "SWEEP_DEFAULTS", "VARIANT", "DatasetSection", "Knobs", "Strict", "TrialSection",
+           "absolute_if_local", "point_spec", "sweep_key", "template_spec", "variant_name"]
 
 
 class Strict(BaseModel):
@@ -31,6 +31,8 @@ class Strict(BaseModel):
 SWEEP_DEFAULTS = {"n": 30, "warmup": 1}
 #: the swept knobs, in sweep-file order: `baseline:` sets them, `space:` lists their values
 KNOBS = ("precision", "runtime", "pruning", "prune_ratio", "batch_size")
+#: the sampler's parameter naming one runnable (runtime, precision, pruning): "runtime/precision/pruning"
+VARIANT = "variant"
 #: `dataset:` key -> TrialSpec field
 DATASET_KEYS = {"path": "dataset", "n": "n", "seed": "seed", "document_field": "document_field",
                 "summary_field": "summary_field"}
@@ -104,10 +106,18 @@ def template_spec(model: str, task: str, dataset: BaseModel, trial: BaseModel, c
     return _validated(fields, "trial")
 
 
+def variant_name(runtime: str, precision: str, pruning: str) -> str:
+    """The `variant` parameter's value for one (runtime, precision, pruning choice)."""
+    return f"{runtime}/{precision}/{pruning}"
+
+
 def point_spec(template: TrialSpec, knobs: dict, knobs_in: str = "space") -> TrialSpec:
     """The TrialSpec of one point of the space: `template` with `knobs` (a pruning choice may be
-    'method:ratio'). Validated; errors name the sweep-file key (`knobs_in`: baseline or space)."""
+    'method:ratio'; a `variant` stands for runtime, precision and pruning). Validated; errors
+    name the sweep-file key (`knobs_in`: baseline or space)."""
     knobs = dict(knobs)
+    if VARIANT in knobs:
+        knobs["runtime"], knobs["precision"], knobs["pruning"] = knobs.pop(VARIANT).split("/")
     pruning = knobs.pop("pruning", "none")
     if ":" in str(pruning):
         method, ratio = pruning.split(":")

@@ -6,7 +6,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from infersweep.sweeps.constraints import constraint_violation
-from infersweep.sweeps.spec import Objective, SweepSpec
+from infersweep.sweeps.spec import Objective, SequentialSpec, SweepSpec
 from infersweep.sweeps.template import point_spec
 from infersweep.trials.measure import relative_to
 from infersweep.trials.spec import TrialReport, TrialSpec
@@ -35,11 +35,12 @@ class TrialPlan(BaseModel):
     objectives: tuple[Objective, ...]
     constraints: tuple[str, ...]
     confidence: float
+    sequential: SequentialSpec = SequentialSpec(max_docs=0)
 
     @classmethod
     def of(cls, sweep: SweepSpec) -> "TrialPlan":
         return cls(template=sweep.template(), trials_dir=trials_dir(sweep), objectives=tuple(sweep.objectives),
-                   constraints=tuple(sweep.constraints), confidence=sweep.confidence)
+                   constraints=tuple(sweep.constraints), confidence=sweep.confidence, sequential=sweep.sequential)
 
     def trial_spec(self, knobs: dict) -> TrialSpec:
         """The TrialSpec of one point of the space (as SweepSpec.trial_spec)."""
@@ -81,8 +82,18 @@ def sweep_trial(config: dict, plan: TrialPlan, baseline_json: str) -> dict:
     """The Ray Tune function trainable: one trial in this (fresh) worker process."""
     from ray import tune
 
+    from infersweep.trials.affinity import claim_cpus, release_cpus
+
     baseline = TrialReport.from_json(baseline_json)
-    report, path, reused = run_or_reuse(plan, config)
+    from infersweep.sweeps.sequential import extend_until_decided
+
+    claim_cpus(plan.template.cpus)  # concurrent trials on one node get disjoint cores (trials.affinity)
+    try:
+        report, path, reused = run_or_reuse(plan, config)
+        if not reused:
+            report = extend_until_decided(plan, report, baseline, path)
+    finally:
+        release_cpus()
     result = tune_result(plan, report, baseline)
     # the report itself too: the driver keeps a copy when the workers' disks are not shared
     result.update(report_path=str(path), reused=reused, report_json=report.to_json())

@@ -79,6 +79,16 @@ class SweepRuns:
                     self.client.delete_tag(run.info.run_id, key)
         return run.info.run_id
 
+    def log_ruled_out(self, rows: list[dict]) -> None:
+        """The combinations the sweep ruled out before sampling (sweeps.space), as one table on the
+        parent run (`ruled_out.json`, shown by the MLflow UI's artifact view); idempotent."""
+        parent = self.parent_run_id()
+        self.client.set_tag(parent, "infersweep.ruled_out", str(len(rows)))
+        if rows:  # the layout log_table writes, but overwritten (log_table appends on a resume)
+            columns = list(rows[0])
+            self.client.log_dict(parent, {"columns": columns, "data": [[row[c] for c in columns] for row in rows]},
+                                 "ruled_out.json")
+
     def trial_started(self, trial_id: str, name: str, knobs: dict) -> str | None:
         """Create (or re-open) the trial's run as RUNNING; a completely logged one is left alone."""
         run = self._find("trial", trial_id)

@@ -15,8 +15,9 @@ from infersweep.trials.runtimes.base import Unsupported, devices_of, missing_req
 __all__ = ["check", "precision_reason"]
 
 
-def check(spec, hardware: Hardware) -> str | None:
-    """None if `spec` can run on `hardware`, else a reason a person can act on."""
+def check(spec, hardware: Hardware, packages: bool = True) -> str | None:
+    """None if `spec` can run on `hardware`, else a reason a person can act on. `packages`: also
+    whether this process has the packages the runtime needs (False where the trials run elsewhere)."""
     runtime = get_runtime(spec.runtime)
     if spec.device == "cuda" and not hardware.cuda_available:
         return "device 'cuda' requested but no CUDA GPU is visible; use device 'cpu' or run on a GPU node"
@@ -28,7 +29,9 @@ def check(spec, hardware: Hardware) -> str | None:
         return reason
     pruning = pruning_infeasible_reason(spec.pruning, spec.device, hardware, precision=spec.precision,
                                         ratio=spec.prune_ratio, runtime=spec.runtime, task=spec.task)
-    return pruning or missing_requirement(runtime, spec) or runtime.unavailable_reason(spec, hardware)
+    if pruning or not packages:
+        return pruning
+    return missing_requirement(runtime, spec) or runtime.unavailable_reason(spec, hardware)
 
 
 def precision_reason(runtime, spec, hardware: Hardware) -> str | None:

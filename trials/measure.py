@@ -16,7 +16,8 @@ __all__ = ["MetricDef", "METRICS", "FRONTIER_METRICS", "MISSING", "interval_of",
            "LATENCY_PER_SAMPLE", "LATENCY_P95", "THROUGHPUT", "PEAK_MEMORY", "PREPARE_PEAK_MEMORY", "MODEL_SIZE", "ROUGE1", "ROUGE2",
            "ROUGE_LSUM", "ROUGE_DROP", "SPEEDUP", "MEMORY_REDUCTION",
            "percentile", "LatencyTracker", "rss_mb", "MemoryTracker", "gpu_peak_mb", "pin_threads",
-           "relative_to", "relative_metrics", "TTFT", "TPOT", "OUTPUT_TOKENS_PER_S", "AGREEMENT", "TokenTimings"]
+           "relative_to", "relative_metrics", "paired_scores", "agreement", "TTFT", "TPOT", "OUTPUT_TOKENS_PER_S",
+           "AGREEMENT", "TokenTimings"]
 
 #: what a table shows for a metric a trial does not have
 MISSING = "–"
@@ -296,13 +297,8 @@ def relative_to(report, baseline, confidence: float = 0.95) -> dict[str, float]:
 
     out = relative_metrics(report.metrics, baseline.metrics)
     out.update(agreement(report, baseline))
-    mine, theirs = report.per_document.get(ROUGE_LSUM), baseline.per_document.get(ROUGE_LSUM)
-    if not mine or not theirs:  # a report from before per-document scores: no interval
-        return out
-    position = {doc: i for i, doc in enumerate(baseline.document_ids)}
-    pairs = [(theirs[position[doc]], mine[i]) for i, doc in enumerate(report.document_ids) if doc in position]
-    if pairs:
-        base_scores, trial_scores = zip(*pairs)
+    base_scores, trial_scores = paired_scores(report, baseline)
+    if trial_scores:
         out.update(paired_drop(base_scores, trial_scores, confidence).as_metrics(ROUGE_DROP))
     return out
 
@@ -321,6 +317,21 @@ def agreement(report, baseline) -> dict[str, float]:
         return {}
     scores = agreement_per_document([p[0] for p in pairs], [p[1] for p in pairs])
     return {AGREEMENT: sum(scores) / len(scores)}
+
+
+def paired_scores(report, baseline, rouge_type: str = ROUGE_LSUM) -> tuple[list[float], list[float]]:
+    """(baseline's, report's) per-document scores on the documents both have: the baseline's own
+    slice, and the documents sequential evaluation added, whose baseline scores the report carries
+    (`reference_per_document`). Empty for reports from before per-document scores."""
+    mine = report.per_document.get(rouge_type)
+    theirs = dict(zip(baseline.document_ids, baseline.per_document.get(rouge_type) or []))
+    theirs.update(zip(report.reference_document_ids, report.reference_per_document.get(rouge_type) or []))
+    if not mine or not theirs:
+        return [], []
+    # in document-id order: the bootstrap's resamples then do not depend on the order documents
+    # were evaluated in (a sequentially extended trial and a plain one of that size agree)
+    pairs = sorted((doc, theirs[doc], mine[i]) for i, doc in enumerate(report.document_ids) if doc in theirs)
+    return [b for _, b, _ in pairs], [t for _, _, t in pairs]
 
 
 def relative_metrics(metrics: dict[str, float], baseline: dict[str, float]) -> dict[str, float]:

@@ -54,7 +54,9 @@ def run_trial(spec: TrialSpec, out_dir: Path | str | None = None) -> TrialReport
     """Run `spec` and return its report (also written to report.json in the trial dir)."""
     workdir = trial_dir(spec, out_dir)
     hw = hardware.detect()
-    base = dict(spec=spec, hardware=hw.as_dict(), versions=hardware.library_versions())
+    from infersweep.trials.affinity import current_cpus
+
+    base = dict(spec=spec, hardware={**hw.as_dict(), "cpu_set": current_cpus()}, versions=provenance(spec))
     reason = feasibility.check(spec, hw)
     if reason:
         report = TrialReport(status="infeasible", reason=reason, **base)
@@ -67,6 +69,14 @@ def run_trial(spec: TrialSpec, out_dir: Path | str | None = None) -> TrialReport
                                  phases_s=phases.seconds, **base)
     write_report(report, workdir)
     return report
+
+
+def provenance(spec: TrialSpec) -> dict[str, str]:
+    """What a result depends on besides its spec and hardware: library versions and the model's
+    weights (`model_weights`, trials.models.weights_fingerprint); warm starts compare them."""
+    from infersweep.trials.models import weights_fingerprint
+
+    return {**hardware.library_versions(), "model_weights": weights_fingerprint(spec.model)}
 
 
 def write_report(report: TrialReport, workdir: Path) -> Path:
@@ -154,6 +164,36 @@ def _measure(spec: TrialSpec, workdir: Path, phase, hw: hardware.Hardware) -> di
     return dict(metrics=metrics, artifact=artifact, notes=notes, sample_summaries=summaries[:SAMPLE_SUMMARIES],
                 per_document=per_document, document_ids=[e.id for e in evaluation], timing=timing,
                 outputs=summaries if spec.task != "extractive" else [])
+
+
+class QualityEvaluator:
+    """The spec's variant, built as its trial built it (same calibration slice, same summary
+    length, the artifact cache), scoring more documents for quality only (nothing timed):
+    sequential evaluation extends a trial with it, one build for every round."""
+
+    def __init__(self, spec: TrialSpec, workdir: Path):
+        from infersweep.trials import runtimes
+        from infersweep.trials.models import get_adapter
+
+        pin_threads(spec.cpus)
+        self.spec = spec
+        examples = load_examples(spec.dataset, spec.document_field, spec.summary_field)
+        plan = slices(examples, spec.n, CALIBRATION_DOCS, spec.seed)
+        resolved, _ = with_summary_length(spec, plan)
+        self.adapter = get_adapter(spec.task)(resolved)
+        calibration_docs = [e.document for e in plan.calibration]
+        prune_model(self.adapter, spec, calibration_docs)
+        self.engine = runtimes.prepare(self.adapter.prepared_model(calibration_docs), spec, Path(workdir))
+        self.adapter.module = None
+
+    def scores(self, examples: list[Example]) -> dict[str, list[float]]:
+        """Per-document ROUGE on `examples`, in their order."""
+        batches = self.adapter.batches([e.document for e in examples], self.spec.batch_size)
+        summaries = [summary for batch in batches for summary in self.adapter.summarize_batch(batch, self.engine)]
+        return rouge_per_document(summaries, [e.summary for e in examples])
+
+    def close(self) -> None:
+        self.engine.close()
 
 
 def calibration_examples(spec: TrialSpec) -> list[Example]:

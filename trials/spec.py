@@ -282,6 +282,12 @@ class TrialReport(BaseModel):
     outputs: list[str] = []
     #: raw batch times, how stable their median is, the load they were measured under
     timing: dict[str, Any] = {}
+    #: the baseline's per-document scores on the documents sequential evaluation added (the
+    #: baseline's own report covers only its slice); paired with `per_document` by id
+    reference_per_document: dict[str, list[float]] = {}
+    reference_document_ids: list[str] = []
+    #: sequential evaluation: each round's documents and verdict, and how it ended
+    evaluation: dict[str, Any] = {}
 
     @field_validator("metrics")
     @classmethod

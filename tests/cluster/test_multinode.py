@@ -325,7 +325,8 @@ def test_killed_driver_then_resume_finishes_the_sweep(ray_cluster, tracking, tmp
     assert finish_driver(resumed, 480) == 0, read_tail(resumed)
     log(f"resumed sweep finished after {time.monotonic() - started:.0f} s")
     after = reports(sweep.sweep_dir())
-    assert len(after) == 6, sorted(after)  # the grid: 3 precisions x 2 batch sizes (baseline among them)
+    # the grid: 2 runnable precisions x 2 batch sizes (baseline among them); fp16 is ruled out on CPU
+    assert len(after) == 4, sorted(after)
     baseline_id = sweep.trial_spec(sweep.baseline.model_dump()).trial_id()  # re-measured by each launch
     for trial_id, mtime in before.items():
         path = sweep.sweep_dir() / "trials" / trial_id / "report.json"
@@ -361,7 +362,7 @@ def test_mlflow_server_down_mid_sweep_loses_nothing(ray_cluster, tracking, tmp_p
         resumed = start_driver(["resume", "server-down", "--storage", storage, *common], tmp_path / "resume.log")
         assert finish_driver(resumed, 480) == 0, read_tail(resumed)
     log(f"sweep finished after {time.monotonic() - started:.0f} s")
-    assert len(reports(sweep.sweep_dir())) == 9
+    assert len(reports(sweep.sweep_dir())) == 6  # fp32, int8_dynamic x 3 batch sizes (fp16 ruled out)
     assert_one_run_per_trial(tracking.url, sweep.sweep_dir(), "server-down")
 
 

@@ -68,7 +68,16 @@ def test_grid_sweep_logs_every_trial_and_finds_a_frontier(tmp_path, ray_local):
     sweep = load_sweep_spec(path)
     result = run_sweep(sweep, tracking_uri=uri, progress=False, say=lambda _: None, report=write_sweep_report)
     statuses = sorted(r.status for r in result.rows)
-    assert statuses.count("infeasible") == 2 and statuses.count("ok") == 4  # fp16 x 2 batch sizes
+    assert statuses == ["ok"] * 4  # fp16 cannot run on a CPU: ruled out before sampling, never a trial
+    from infersweep.tracking.sweep_runs import SweepRuns
+
+    runs = SweepRuns("small", uri)
+    parent = runs.client.get_run(runs.parent_run_id())
+    assert parent.data.tags["infersweep.ruled_out"] == "1"
+    ruled_out = json.loads(Path(runs.client.download_artifacts(parent.info.run_id, "ruled_out.json", str(tmp_path)))
+                           .read_text())
+    assert ruled_out["data"] == [["torch", "fp16", "none", "cpu", ruled_out["data"][0][-1]]]
+    assert "fp16 runs on cuda" in ruled_out["data"][0][-1]
     assert result.frontier and all(r.status == "ok" for r in result.frontier)
     by_trial = check_runs(uri, sweep.sweep_dir(), "small")
     pareto_ids = {r.trial_id for r in result.frontier}

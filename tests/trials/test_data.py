@@ -97,3 +97,19 @@ def test_slices_cap_n_and_say_when_calibration_overlaps():
     disjoint = slices(examples, 28, 8)
     assert disjoint.overlap == 0 and len(disjoint.calibration) == 8
     assert not disjoint.notes and not disjoint.calibration_notes
+
+
+def test_slices_nest_and_calibration_stays_put_so_evaluation_can_grow():
+    from infersweep.trials.data import Example, extension_slice
+
+    examples = [Example(f"d{i}", f"Document {i}.", f"Summary {i}.") for i in range(100)]
+    small, large = eval_slice(examples, 10, seed=1), eval_slice(examples, 30, seed=1)
+    assert set(e.id for e in small) < set(e.id for e in large)  # nested: n=30 extends n=10
+    calib_10, calib_30 = calibration_slice(examples, 10, 8, 1), calibration_slice(examples, 30, 8, 1)
+    assert calib_10 == calib_30 and len(calib_10) == 8  # does not move with n
+    more = extension_slice(examples, 10, 30, n_calib=8, seed=1)
+    assert sorted(e.id for e in small + more) == sorted(e.id for e in large)
+    everything = extension_slice(examples, 10, 1000, n_calib=8, seed=1)
+    assert len(everything) == 100 - 10 - 8  # up to the calibration slice, never into it
+    assert not {e.id for e in everything} & {e.id for e in calib_10 + small}
+    assert extension_slice(examples, 95, 1000, n_calib=8, seed=1) == []

@@ -119,23 +119,41 @@ def _hf_rows(name: str):
         yield number, row
 
 
+def document_order(count: int, seed: int = 0) -> list[int]:
+    """The dataset's examples in the seed's shuffled order: evaluation slices are its prefixes
+    (so a larger n extends a smaller one: sequential evaluation), calibration comes from its end."""
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    return order
+
+
 def eval_slice(examples: list[Example], n: int, seed: int = 0) -> list[Example]:
-    """A deterministic subset of n examples (all of them if n >= len), in dataset order."""
+    """A deterministic subset of n examples (all of them if n >= len), in dataset order; the
+    slice for n is contained in the slice for any larger n."""
     if n >= len(examples):
         return list(examples)
-    picked = sorted(random.Random(seed).sample(range(len(examples)), n))
-    return [examples[i] for i in picked]
+    return [examples[i] for i in sorted(document_order(len(examples), seed)[:n])]
 
 
 def calibration_slice(examples: list[Example], n_eval: int, n_calib: int, seed: int = 0) -> list[Example]:
-    """Up to n_calib examples disjoint from eval_slice(examples, n_eval, seed).
+    """Up to n_calib examples disjoint from eval_slice(examples, n_eval, seed), from the end of the
+    document order: the same examples for every n that leaves room for them.
 
     When every example is evaluated, the first n_calib are used anyway (`slices` says so)."""
-    eval_ids = {id(e) for e in eval_slice(examples, n_eval, seed)}
-    rest = [e for e in examples if id(e) not in eval_ids]
-    if not rest:  # tiny datasets: calibrate on the eval set rather than not at all
-        rest = list(examples)
-    return rest[:n_calib]
+    if n_eval >= len(examples):  # tiny datasets: calibrate on the eval set rather than not at all
+        return list(examples[:n_calib])
+    order = document_order(len(examples), seed)
+    tail = order[max(n_eval, len(order) - n_calib):]
+    return [examples[i] for i in sorted(tail)]
+
+
+def extension_slice(examples: list[Example], n_eval: int, upto: int, n_calib: int = 0,
+                    seed: int = 0) -> list[Example]:
+    """The examples that extend eval_slice(examples, n_eval) to `upto` examples, in dataset
+    order, never reaching the calibration slice (the last n_calib of the document order)."""
+    order = document_order(len(examples), seed)
+    stop = min(upto, len(order) - n_calib)
+    return [examples[i] for i in sorted(order[n_eval:stop])] if stop > n_eval else []
 
 
 @dataclass(frozen=True)

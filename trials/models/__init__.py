@@ -81,6 +81,47 @@ def _hub_unavailable(model_id: str) -> str | None:
     return None
 
 
+#: files whose bytes are the model (weights, config, tokenizer); others in its folder do not count
+_MODEL_FILES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".onnx", ".json", ".model", ".txt", ".py")
+
+
+def weights_fingerprint(model: str) -> str:
+    """A short hash of the model's files (name, size, first and last MiB of each), or of a hub
+    id's cached revision: two trials with the same fingerprint measured the same weights. Cheap
+    on multi-GB checkpoints; an edit that keeps a file's size and both ends is not seen."""
+    import hashlib
+
+    try:
+        resolved = resolve_model(model)
+    except ModelNotFound:
+        return ""
+    path = Path(resolved)
+    digest = hashlib.sha1()
+    if not path.is_dir():
+        digest.update(f"hub:{model}@{_hub_revision(model)}".encode())
+        return digest.hexdigest()[:16]
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _MODEL_FILES):
+        size = file.stat().st_size
+        digest.update(f"{file.relative_to(path)}:{size}:".encode())
+        with open(file, "rb") as f:
+            digest.update(f.read(2**20))
+            if size > 2**21:
+                f.seek(size - 2**20)
+                digest.update(f.read(2**20))
+    return digest.hexdigest()[:16]
+
+
+def _hub_revision(model_id: str) -> str:
+    """The snapshot commit of a hub model in the local cache ('' when it is not cached)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        config = try_to_load_from_cache(model_id, "config.json")
+    except Exception:
+        return ""
+    return Path(config).parent.name if isinstance(config, str) else ""
+
+
 def get_adapter(task: str):
     if task not in ADAPTERS:
         raise KeyError(f"unknown task {task!r}; valid: {', '.join(ADAPTERS)}")

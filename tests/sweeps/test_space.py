@@ -1,0 +1,88 @@
+"""The feasible space: only combinations that can run on the trials' device are ever sampled."""
+import dataclasses
+
+import pytest
+from typer.testing import CliRunner
+
+from infersweep.cli import SPECS_DIR, app
+from infersweep.sweeps.space import feasible_space
+from infersweep.sweeps.spec import SweepSpecError, load_sweep_spec
+from infersweep.trials.feasibility import check
+from infersweep.trials.hardware import detect
+
+CPU_ONLY = dataclasses.replace(detect(), cuda_available=False, gpu_count=0, gpu_name="")
+A_GPU = dataclasses.replace(detect(), cuda_available=True, gpu_count=1, gpu_name="NVIDIA H100",
+                            gpu_compute_capability=(9, 0))
+
+
+def write(tmp_path, text):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_cpu_sweep_rules_out_what_cannot_run_there_with_its_reason():
+    sweep = load_sweep_spec(SPECS_DIR / "quickstart.yaml")
+    space = feasible_space(sweep, CPU_ONLY)
+    runnable = {tuple(v.split("/")) for v in space.variants}
+    ruled = {(r.runtime, r.precision, r.pruning): r.reason for r in space.ruled_out}
+    # fp16 has no CPU kernel anywhere; onnxruntime has no bf16 graph: both ruled out with the table's words
+    assert ("torch", "fp16", "none") in ruled and "fp16 runs on cuda" in ruled[("torch", "fp16", "none")]
+    assert ("onnxruntime", "bf16", "none") in ruled
+    assert ("torch", "fp32", "none") in runnable and ("onnxruntime", "int8_dynamic", "structured:0.2") in runnable
+    assert len(runnable) + len(ruled) == 2 * 4 * 3  # every combination is one or the other
+    for point in space.grid():  # every point the sampler can be given runs
+        assert check(sweep.trial_spec(point), CPU_ONLY) is None, point
+    assert len(space.grid()) == len(runnable) * 2
+    lines = space.describe()
+    assert f"{len(runnable)} of 24 combinations" in lines[0]
+    torch_fp16 = [line for line in lines if "torch/fp16" in line]
+    # one line per reason; a (runtime, precision) out with every pruning choice is shown once
+    assert len(torch_fp16) == 1 and "ruled out torch/fp16/*: runtime 'torch' has no fp16" in torch_fp16[0]
+
+
+def test_a_gpu_sweep_uses_the_gpu_tables_and_leaves_package_checks_to_the_workers(tmp_path):
+    sweep = load_sweep_spec(write(tmp_path, "name: g\ntrial: {device: cuda}\nresources: {gpu: 1}\n"
+                                            "space: {precision: [fp32, fp16, int8_static], runtime: [torch, tensorrt]}\n"))
+    space = feasible_space(sweep, A_GPU)
+    assert "torch/fp16/none" in space.variants and "tensorrt/fp16/none" in space.variants
+    # tensorrt may be missing on a laptop driver; its workers are checked when they run
+    ruled = {(r.runtime, r.precision): r.reason for r in space.ruled_out}
+    assert ("torch", "int8_static") in ruled and "int8_static" in ruled[("torch", "int8_static")]
+    assert all("pip install" not in reason for reason in ruled.values())
+
+
+def test_nothing_runnable_is_one_clear_error_before_anything_starts(tmp_path):
+    path = write(tmp_path, f"name: e\nspace: {{precision: [fp16], runtime: [onnxruntime, torch]}}\n"
+                           f"storage: {{path: {tmp_path / 'sweeps'}}}\n")
+    sweep = load_sweep_spec(path)
+    with pytest.raises(SweepSpecError) as info:
+        feasible_space(sweep, CPU_ONLY)
+    message = str(info.value)
+    assert message.startswith("space: no combination") and "fp16 runs on cuda" in message
+    assert "onnxruntime/fp16/none" in message and "torch/fp16/none" in message
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2 and "space: no combination" in result.output
+    assert not (tmp_path / "sweeps").exists()
+
+
+@pytest.mark.parametrize("algorithm", ["tpe", "random", "nsga2", "grid"])
+def test_every_sampler_proposes_only_runnable_points(tmp_path, algorithm):
+    import optuna
+
+    from infersweep.sweeps.search import optuna_space, sampler
+
+    sweep = load_sweep_spec(write(tmp_path, f"name: s\nsearch: {{algorithm: {algorithm}, num_trials: 12}}\n"
+                                            "space: {precision: [fp32, bf16, fp16, int8_dynamic, int8_static], "
+                                            "runtime: [torch, onnxruntime], batch_size: [1, 4]}\n"))
+    space = feasible_space(sweep)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["minimize", "maximize"], sampler=sampler(sweep))
+    seen = set()
+    for i in range(min(10, len(space.grid()) - 1)):  # the grid sampler stops the study after its last point
+        trial = study.ask(optuna_space(sweep))
+        spec = sweep.trial_spec(trial.params)
+        assert check(spec, detect()) is None, trial.params
+        seen.add(spec.trial_id())
+        study.tell(trial, [float(i), float(-i)])
+    assert len(seen) > 4
