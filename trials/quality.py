@@ -43,3 +43,16 @@ def mean_scores(per_document: dict[str, list[float]]) -> dict[str, float]:
 def rouge(predictions: list[str], references: list[str]) -> dict[str, float]:
     """Mean ROUGE-1/2/Lsum F1 (0-100); both sides are split into sentences (see the module doc)."""
     return mean_scores(rouge_per_document(predictions, references))
+
+
+def agreement_per_document(outputs: list[str], baseline_outputs: list[str]) -> list[float]:
+    """ROUGE-L F1 (0-100, stemmed) of each output against the baseline's output for the same
+    document: how far a variant's summaries drift from the baseline's own (100: the same words in
+    the same order), which shows a drifting variant even where reference ROUGE is noisy."""
+    from rouge_score import rouge_scorer
+
+    if len(outputs) != len(baseline_outputs):
+        raise ValueError(f"{len(outputs)} outputs for {len(baseline_outputs)} baseline outputs")
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return [100.0 if out == base else 100 * scorer.score(base, out)["rougeL"].fmeasure
+            for out, base in zip(outputs, baseline_outputs)]

@@ -17,6 +17,7 @@ from infersweep.trials import feasibility, hardware
 from infersweep.trials.data import CALIBRATION_DOCS, Example, Slices, load_examples, slices
 from infersweep.trials.measure import (MODEL_SIZE, PEAK_MEMORY, PREPARE_PEAK_MEMORY, LatencyTracker, MemoryTracker,
                             pin_threads)
+from infersweep.trials.models.base import TokenTimed
 from infersweep.trials.package import write_variant
 from infersweep.trials.quality import mean_scores, rouge_per_document
 from infersweep.trials.serving import serving_memory
@@ -127,6 +128,7 @@ def _measure(spec: TrialSpec, workdir: Path, phase, hw: hardware.Hardware) -> di
             gc.collect()
     with phase("tokenize"):
         batches = adapter.batches([e.document for e in evaluation], spec.batch_size)
+    notes += adapter.input_notes() if isinstance(adapter, TokenTimed) else []
     with phase("warmup"):
         for batch in (batches * spec.warmup)[: spec.warmup]:
             adapter.summarize_batch(batch, engine)
@@ -152,7 +154,8 @@ def _measure(spec: TrialSpec, workdir: Path, phase, hw: hardware.Hardware) -> di
         timing["first_attempt"] = {k: v for k, v in first_attempt.items() if k not in ("batch_ms", "batch_sizes")}
         notes.append(_remeasured_note(first_attempt, timing))
     notes += [_noisy_note(timing)] if timing["noisy"] else []
-    metrics = {**latency.metrics(), **mean_scores(per_document), PEAK_MEMORY: serving["serving_peak_mb"],
+    tokens = adapter.token_timings.metrics() if isinstance(adapter, TokenTimed) else {}  # the reported passes'
+    metrics = {**latency.metrics(), **tokens, **mean_scores(per_document), PEAK_MEMORY: serving["serving_peak_mb"],
                PREPARE_PEAK_MEMORY: preparing.peak_growth_mb(), MODEL_SIZE: model_size}
     artifact["serving_memory"] = serving
     notes += [pruning_facts.pop("note")] if "note" in pruning_facts else []
@@ -160,7 +163,8 @@ def _measure(spec: TrialSpec, workdir: Path, phase, hw: hardware.Hardware) -> di
     if spec.task == "extractive":
         artifact["summary_length"] = resolved.summary_length
     return dict(metrics=metrics, artifact=artifact, notes=notes, sample_summaries=summaries[:SAMPLE_SUMMARIES],
-                per_document=per_document, document_ids=[e.id for e in evaluation], timing=timing)
+                per_document=per_document, document_ids=[e.id for e in evaluation], timing=timing,
+                outputs=summaries if spec.task != "extractive" else [])
 
 
 class QualityEvaluator:
@@ -275,6 +279,8 @@ def timed_passes(adapter, engine, batches, spec: TrialSpec) -> tuple[list[str], 
     (trials.timing); the summaries are the first pass's."""
     run = LatencyRun(full_size=spec.batch_size, rule=StabilityRule(**spec.timing.model_dump()))
     clock = LatencyTracker(spec.device)  # synchronizes the device before reading the clock
+    if isinstance(adapter, TokenTimed):  # token clocks of these passes only (not the warm-up's)
+        adapter.token_timings.reset()
     summaries: list[str] = []
     passes = 0
     while passes < spec.repeats or not run.done():

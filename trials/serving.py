@@ -65,7 +65,8 @@ def _import_runtime_libraries(variant_dir: Path, device: str, runtime: str = "")
 
     from infersweep.trials.package import MODEL_DIR
 
-    for optional in ("onnxruntime", "infersweep.trials.models.extractive", "infersweep.trials.models.seq2seq"):
+    for optional in ("onnxruntime", "infersweep.trials.models.extractive", "infersweep.trials.models.seq2seq",
+                     "infersweep.trials.models.causal"):
         try:
             importlib.import_module(optional)
         except ImportError:

