@@ -63,6 +63,11 @@ def _dataset_size(sweep: SweepSpec) -> int:
     return min(sweep.dataset.n, len(examples))
 
 
+#: Ray's accelerator type names (ray.util.accelerators) -> CUDA compute capability
+COMPUTE_CAPABILITY = {"V100": (7, 0), "T4": (7, 5), "A10G": (8, 6), "L4": (8, 9), "A100": (8, 0), "A10": (8, 6),
+                      "L40S": (8, 9), "H100": (9, 0), "H200": (9, 0), "B200": (10, 0), "P100": (6, 0), "P4": (6, 1)}
+
+
 def declared_hardware(sweep: SweepSpec):
     """The hardware the trials will run on: this machine, or the GPU the sweep declares when the
     driver has none (a laptop launching onto a GPU cluster)."""
@@ -71,10 +76,13 @@ def declared_hardware(sweep: SweepSpec):
     local = detect()
     if sweep.trial.device == "cpu" or local.cuda_available:
         return local
+    accelerator = sweep.resources.accelerator_type or ""
     return dataclasses.replace(
         local, cuda_available=True, gpu_count=max(1, int(sweep.resources.gpu)),
-        gpu_name=sweep.resources.accelerator_type or "declared GPU",
-        gpu_compute_capability=(8, 0))  # unknown until a worker reports: assume a current GPU
+        gpu_name=accelerator or "declared GPU",
+        # a known accelerator type's generation decides what runs (TensorRT needs 7.5); unknown
+        # until a worker reports otherwise: assume a current GPU
+        gpu_compute_capability=COMPUTE_CAPABILITY.get(accelerator.upper(), (8, 0)))
 
 
 def _check_model(sweep: SweepSpec) -> None:

@@ -29,8 +29,8 @@ def check(spec, hardware: Hardware, packages: bool = True) -> str | None:
         return reason
     pruning = pruning_infeasible_reason(spec.pruning, spec.device, hardware, precision=spec.precision,
                                         ratio=spec.prune_ratio, runtime=spec.runtime, task=spec.task)
-    if pruning or not packages:
-        return pruning
+    if pruning or runtime.hardware_reason(spec, hardware) or not packages:
+        return pruning or runtime.hardware_reason(spec, hardware)
     return missing_requirement(runtime, spec) or runtime.unavailable_reason(spec, hardware)
 
 
@@ -73,6 +73,7 @@ def _runtimes_supporting(spec, hardware: Hardware) -> list[str]:
         there = spec.model_copy(update={"runtime": name})
         if (spec.precision in precisions_for(runtime, spec.task, spec.device)
                 and missing_requirement(runtime, there) is None
+                and runtime.hardware_reason(there, hardware) is None
                 and runtime.unavailable_reason(there, hardware) is None):
             names.append(name)
     return names

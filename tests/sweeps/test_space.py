@@ -86,3 +86,23 @@ def test_every_sampler_proposes_only_runnable_points(tmp_path, algorithm):
         seen.add(spec.trial_id())
         study.tell(trial, [float(i), float(-i)])
     assert len(seen) > 4
+
+
+def test_a_sweep_pinned_to_an_accelerator_type_uses_that_generation(tmp_path):
+    """TensorRT needs compute capability 7.5: ruled out for a V100 pool, runnable on a T4 pool,
+    judged from the sweep file alone on a CPU-only driver."""
+    from infersweep.sweeps.checks import declared_hardware
+
+    def space_on(accelerator):
+        sweep = load_sweep_spec(write(tmp_path, f"name: g\ntrial: {{device: cuda}}\nresources: {{gpu: 1, "
+                                                f"accelerator_type: {accelerator}}}\n"
+                                                "space: {precision: [fp16], runtime: [torch, tensorrt]}\n"))
+        hardware = declared_hardware(sweep)
+        return feasible_space(sweep, hardware if not detect().cuda_available else A_GPU)
+
+    if detect().cuda_available:
+        pytest.skip("the driver has a GPU: the declared one is not used")
+    v100 = space_on("V100")
+    assert "torch/fp16/none" in v100.variants and "tensorrt/fp16/none" not in v100.variants
+    assert "7.5" in v100.by_reason().popitem()[0]
+    assert "tensorrt/fp16/none" in space_on("T4").variants

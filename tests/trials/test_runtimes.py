@@ -43,7 +43,8 @@ def _runnable(name: str) -> bool:
 def _available(name: str, precision: str) -> bool:
     """The precision's own extra package (bitsandbytes for torch int4) is installed."""
     runtime, spec = get_runtime(name), TrialSpec(runtime=name, precision=precision)
-    return missing_requirement(runtime, spec) is None and runtime.unavailable_reason(spec, CPU) is None
+    return (missing_requirement(runtime, spec) is None and runtime.unavailable_reason(spec, CPU) is None
+            and runtime.hardware_reason(spec, CPU) is None)
 
 
 CASES = [(name, precision) for name in RUNTIMES if _runnable(name)
@@ -218,10 +219,10 @@ def test_tensorrt_reasons():
     trt = get_runtime("tensorrt")
     on_cpu = check(TrialSpec(runtime="tensorrt"), CPU)
     assert "runtime 'tensorrt'" in on_cpu and "onnxruntime" in on_cpu
-    assert "NVIDIA GPU" in trt.unavailable_reason(TrialSpec(runtime="tensorrt"), CPU)
+    assert "NVIDIA GPU" in trt.hardware_reason(TrialSpec(runtime="tensorrt"), CPU)
     old_gpu = Hardware(cuda_available=True, gpu_count=1, gpu_compute_capability=(6, 1))
-    assert "7.5" in trt.unavailable_reason(TrialSpec(runtime="tensorrt", device="cuda"), old_gpu)
-    assert trt.unavailable_reason(TrialSpec(runtime="tensorrt", device="cuda"), GPU) is None
+    assert "7.5" in trt.hardware_reason(TrialSpec(runtime="tensorrt", device="cuda"), old_gpu)
+    assert trt.hardware_reason(TrialSpec(runtime="tensorrt", device="cuda"), GPU) is None
     assert "int8_dynamic" not in precisions_for(trt, "extractive", "cuda")
     if importlib.util.find_spec("tensorrt") is None:
         reason = check(TrialSpec(runtime="tensorrt", device="cuda"), GPU)
@@ -234,7 +235,7 @@ def test_onnxruntime_trt_reasons_and_provider_options(adapter, tmp_path):
 
     on_cpu = check(TrialSpec(runtime="onnxruntime_trt"), CPU)
     assert "runtime 'onnxruntime_trt'" in on_cpu and "onnxruntime" in on_cpu
-    assert "NVIDIA GPU" in get_runtime("onnxruntime_trt").unavailable_reason(TrialSpec(runtime="onnxruntime_trt"), CPU)
+    assert "NVIDIA GPU" in get_runtime("onnxruntime_trt").hardware_reason(TrialSpec(runtime="onnxruntime_trt"), CPU)
     spec = TrialSpec(runtime="onnxruntime_trt", device="cuda", precision="fp16")
     options = provider_options(adapter.prepared_model(), optimization_profile(spec), "fp16", tmp_path)
     assert options["trt_fp16_enable"] is True and options["trt_engine_cache_path"] == str(tmp_path)

@@ -99,8 +99,15 @@ class Runtime(Protocol):
     #: prepare() takes minutes here (a cold compile)
     slow_to_prepare: bool = False
 
+    def hardware_reason(self, spec, hardware) -> str | None:
+        """Why this hardware cannot run the spec beyond the support table (a GPU generation, a
+        CPU without native bf16), or None. Checked wherever the trials' hardware is known."""
+        return None
+
     def unavailable_reason(self, spec, hardware) -> str | None:
-        """A reason beyond the support table (a package build, a GPU generation), or None."""
+        """Why this process cannot run the spec beyond the packages the runtime requires (a
+        package build), or None. Checked only where the trial runs (the driver of a GPU sweep
+        launched from a laptop has neither the GPU nor its packages)."""
         return None
 
     def prepare(self, model: PreparedModel, spec, workdir: Path) -> Engine: ...

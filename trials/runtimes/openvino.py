@@ -201,7 +201,7 @@ class OpenVinoRuntime(Runtime):
     requires = _NEEDS_OV
     caches_artifacts = True
 
-    def unavailable_reason(self, spec, hardware) -> str | None:
+    def hardware_reason(self, spec, hardware) -> str | None:
         if spec.precision == P.BF16 and not hardware.cpu_has_bf16:  # AVX512-BF16 or AMX flags
             return f"runtime 'openvino' runs bf16 only on CPUs with native bf16: {_bf16_reason()}"
         return None

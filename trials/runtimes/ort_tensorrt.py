@@ -46,10 +46,13 @@ class OrtTensorRTRuntime(Runtime):
     caches_artifacts = True
     requires = (("onnxruntime", GPU_HINT), ("tensorrt", TRT_HINT))
 
-    def unavailable_reason(self, spec, hardware) -> str | None:
+    def hardware_reason(self, spec, hardware) -> str | None:
         if spec.device != "cuda":
             return ("the TensorRT execution provider runs only on NVIDIA GPUs: set device 'cuda' on a GPU "
                     "node, or use runtime 'onnxruntime' on CPU")
+        return None
+
+    def unavailable_reason(self, spec, hardware) -> str | None:
         if not library_versions("onnxruntime-gpu"):
             return f"onnxruntime_trt needs the onnxruntime-gpu package (only the CPU build is installed): {TRT_HINT}"
         return None

@@ -81,8 +81,8 @@ class TensorRTRuntime(Runtime):
     caches_artifacts = True
     requires = (("tensorrt", GPU_HINT),)
 
-    def unavailable_reason(self, spec, hardware) -> str | None:
-        """A reason beyond the generic checks (for feasibility), or None."""
+    def hardware_reason(self, spec, hardware) -> str | None:
+        """A reason beyond the support table (for feasibility), or None."""
         if spec.device != "cuda":
             return ("TensorRT runs only on NVIDIA GPUs: set device 'cuda' on a GPU node, or use "
                     "runtime 'onnxruntime' (int8_dynamic is the fastest on CPU)")
