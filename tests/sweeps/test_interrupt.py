@@ -46,5 +46,6 @@ def test_an_interrupted_sweep_exits_non_zero_and_says_how_to_resume(tmp_path, si
     resumed = subprocess.run([sys.executable, "-m", "infersweep", "resume", name, "--tracking-uri", uri,
                               "--storage", str(tmp_path / "sweeps")], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert len(list(trials.glob("*/report.json"))) == 6  # the grid, the baseline among it
+    # the runnable grid (fp32, int8_dynamic x 2 batch sizes; fp16 is ruled out on CPU), the baseline among it
+    assert len(list(trials.glob("*/report.json"))) == 4
     assert runs.client.get_run(parent.info.run_id).info.status == "FINISHED"
