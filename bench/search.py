@@ -97,12 +97,11 @@ def candidate_samplers(sweep, budget: int) -> dict:
     startup = min(6, max(2, budget // 3))
     return {
         "random": ours("random"),
-        "tpe (default)": ours("tpe"),
+        "gp (default)": ours("gp"),
+        "tpe": ours("tpe"),
         "tpe group, no startup cap": lambda seed: optuna.samplers.TPESampler(
             seed=seed, multivariate=True, group=True, n_startup_trials=max(2, budget // 4)),
         "tpe independent": lambda seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup),
-        "gp": lambda seed: optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup,
-                                                     warn_independent_sampling=False),
         f"nsga2 (population {population})": ours("nsga2"),
         f"nsga3 (population {population})": lambda seed: optuna.samplers.NSGAIIISampler(
             population_size=population, seed=seed),

@@ -53,6 +53,13 @@ def sampler(sweep: SweepSpec):
         return optuna.samplers.GridSampler(feasible_space(sweep).axes(), seed=seed)
     if algorithm == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if algorithm == "gp":
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(6, max(3, sweep.search.num_trials // 4)),
+                                             warn_independent_sampling=False)
     if algorithm == "nsga2":
         # the default population (50) would be random search for small budgets
         population = max(4, min(50, sweep.search.num_trials // 3))

@@ -9,7 +9,11 @@ support tables say which, by `trials.feasibility.check`. The sampler then sees t
     batch_size  the sweep's batch sizes
 
 so every suggestion runs, every Optuna sampler (grid included) models the space as it is, and a
-grid is exactly the runnable points. Why this encoding: docs/decisions.md, "The feasible space".
+grid is exactly the runnable points. Where the runnable combinations are exactly the product of
+each axis's runnable values (a rectangular space: nothing ruled out, or whole values such as fp16
+on a CPU), the sampler sees the axes themselves instead (runtime, precision, pruning, batch_size),
+which lets it learn what an axis's value does across the others. Why: docs/decisions.md, "The
+feasible space".
 """
 from __future__ import annotations
 
@@ -42,13 +46,31 @@ class FeasibleSpace:
     #: how many pruning choices the sweep lists (a combination out for all of them is shown once)
     pruning_choices: int = 1
 
+    def _factors(self) -> dict[str, list[str]] | None:
+        """runtime/precision/pruning -> their runnable values, when the runnable variants are exactly
+        their product; else None."""
+        parts = [v.split("/") for v in self.variants]
+        factors = {name: list(dict.fromkeys(p[i] for p in parts)) for i, name in enumerate(("runtime", "precision",
+                                                                                             "pruning"))}
+        product = {variant_name(*combo) for combo in itertools.product(*factors.values())}
+        return factors if product == set(self.variants) else None
+
+    @property
+    def encoding(self) -> str:
+        """'axes' (rectangular: each knob its own parameter) or 'variant' (one joint parameter)."""
+        return "axes" if self._factors() else VARIANT
+
     def axes(self) -> dict[str, list]:
         """The sampler's parameters and their values."""
+        factors = self._factors()
+        if factors:
+            return {**factors, "batch_size": list(self.batch_sizes)}
         return {VARIANT: list(self.variants), "batch_size": list(self.batch_sizes)}
 
     def grid(self) -> list[dict]:
         """Every runnable point, as the sampler's parameters (SweepSpec.trial_spec reads them)."""
-        return [{VARIANT: v, "batch_size": b} for v, b in itertools.product(self.variants, self.batch_sizes)]
+        axes = self.axes()
+        return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
 
     def by_reason(self) -> dict[str, list[str]]:
         """reason -> the ruled-out combinations ('runtime/precision/pruning', 'runtime/precision/*'

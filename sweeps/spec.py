@@ -118,7 +118,8 @@ class Space(Strict):
 
 
 class SearchSpec(Strict):
-    algorithm: Literal["tpe", "nsga2", "grid", "random"] = "tpe"
+    #: gp won bench/search.py at small budgets (docs/benchmarks.md, "search"); tpe, nsga2, random, grid remain
+    algorithm: Literal["gp", "tpe", "nsga2", "grid", "random"] = "gp"
     num_trials: int = Field(12, ge=1)
     max_concurrent: int = Field(1, ge=1)
     seed: int = 0

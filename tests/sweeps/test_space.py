@@ -52,6 +52,23 @@ def test_a_gpu_sweep_uses_the_gpu_tables_and_leaves_package_checks_to_the_worker
     assert all("pip install" not in reason for reason in ruled.values())
 
 
+def test_a_rectangular_space_keeps_one_parameter_per_knob(tmp_path):
+    """fp16 is out on every runtime: what remains is a product, so the sampler sees the knobs
+    themselves; onnxruntime/bf16 alone out makes it a joint `variant` parameter instead."""
+    whole = load_sweep_spec(write(tmp_path, "name: r\nspace: {precision: [fp32, int8_dynamic, fp16], "
+                                            "runtime: [torch, onnxruntime], batch_size: [1, 4]}\n"))
+    space = feasible_space(whole, CPU_ONLY)
+    assert space.encoding == "axes"
+    assert space.axes() == {"runtime": ["torch", "onnxruntime"], "precision": ["fp32", "int8_dynamic"],
+                            "pruning": ["none"], "batch_size": [1, 4]}
+    assert len(space.grid()) == 8 and all(check(whole.trial_spec(p), CPU_ONLY) is None for p in space.grid())
+    holed = load_sweep_spec(write(tmp_path, "name: h\nspace: {precision: [fp32, bf16], "
+                                            "runtime: [torch, onnxruntime]}\n"))
+    space = feasible_space(holed, CPU_ONLY)
+    assert space.encoding == "variant" and sorted(space.axes()["variant"]) == [
+        "onnxruntime/fp32/none", "torch/bf16/none", "torch/fp32/none"]
+
+
 def test_nothing_runnable_is_one_clear_error_before_anything_starts(tmp_path):
     path = write(tmp_path, f"name: e\nspace: {{precision: [fp16], runtime: [onnxruntime, torch]}}\n"
                            f"storage: {{path: {tmp_path / 'sweeps'}}}\n")
@@ -66,7 +83,7 @@ def test_nothing_runnable_is_one_clear_error_before_anything_starts(tmp_path):
     assert not (tmp_path / "sweeps").exists()
 
 
-@pytest.mark.parametrize("algorithm", ["tpe", "random", "nsga2", "grid"])
+@pytest.mark.parametrize("algorithm", ["gp", "tpe", "random", "nsga2", "grid"])
 def test_every_sampler_proposes_only_runnable_points(tmp_path, algorithm):
     import optuna
 

@@ -79,7 +79,8 @@ def test_reused_results_are_linked_noted_and_told_to_the_sampler(tmp_path):
     assert not any("reused" in note for note in original["notes"])  # the earlier sweep's file is untouched
     study = optuna.load_study(study_name="infersweep-new", storage=f"sqlite:///{new.sweep_dir() / 'optuna.db'}")
     (trial,) = study.trials
-    assert trial.params == {"variant": "torch/int8_dynamic/none", "batch_size": 1}
+    # a rectangular space: each knob its own parameter (sweeps.space)
+    assert trial.params == {"runtime": "torch", "precision": "int8_dynamic", "pruning": "none", "batch_size": 1}
     assert trial.values == [5.0, 100.0, 30.0] and trial.user_attrs["reused"] is True
     assert trial.state == optuna.trial.TrialState.COMPLETE
 
