@@ -84,4 +84,5 @@ def _id_without_summary_length(spec) -> str:
 
     fields = spec.model_dump(mode="json")
     del fields["summary_length"]
+    del fields["causal"]  # at its default: not hashed either (the causal task's settings came later)
     return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
