@@ -55,12 +55,19 @@ def run_or_reuse(plan: TrialPlan, knobs: dict) -> tuple[TrialReport, Path, bool]
     """Run the trial for `knobs` unless its report already exists (duplicates, resumes)."""
     from infersweep.trials.runner import run_trial
 
+    import fcntl
+
     spec = plan.trial_spec(knobs)
     directory = plan.trials_dir / spec.trial_id()
     path = directory / "report.json"
-    if path.exists():
-        return TrialReport.from_json(path.read_text()), path, True
-    return run_trial(spec, directory), path, False
+    directory.mkdir(parents=True, exist_ok=True)
+    # one runner per trial folder: a worker orphaned by a killed driver may still be running this
+    # trial when the resumed sweep starts it again; the second waits, then reuses what it wrote
+    with open(directory / ".running", "w") as running:
+        fcntl.flock(running, fcntl.LOCK_EX)
+        if path.exists():
+            return TrialReport.from_json(path.read_text()), path, True
+        return run_trial(spec, directory), path, False
 
 
 def tune_result(plan: TrialPlan, report: TrialReport, baseline: TrialReport) -> dict:

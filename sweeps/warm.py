@@ -89,7 +89,7 @@ def _link_tree(source: Path, target: Path) -> None:
             shutil.copy2(src, dst)
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(source, target, copy_function=link, dirs_exist_ok=True)
+    shutil.copytree(source, target, copy_function=link, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".running"))
 
 
 def _tell_study(sweep: SweepSpec, plan: TrialPlan, baseline: TrialReport, found: list[Reused]) -> None:
