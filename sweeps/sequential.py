@@ -64,6 +64,8 @@ def extend_until_decided(plan, report: TrialReport, baseline: TrialReport, path:
             rounds.append({"documents": len(report.document_ids), "verdicts": dict(verdicts)})
     finally:
         evaluators.close()
+    if len(rounds) == 1:  # nothing left to add (the slice is the whole dataset): nothing to record
+        return report
     decided = not any(v == "undecided" for _, v in verdicts)
     first, last = rounds[0]["documents"], rounds[-1]["documents"]
     why = "decided" if decided else ("max_docs reached" if last >= settings.max_docs else "dataset used up")

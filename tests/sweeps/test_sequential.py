@@ -86,3 +86,17 @@ def test_a_decided_trial_or_no_budget_is_left_alone(news, tmp_path, cache_dir):
                                   "constraints": ("rouge_drop_pct <= -100",)})
     assert extend_until_decided(off, variant, baseline, tmp_path / "r.json") is variant
     assert not (tmp_path / "r.json").exists()
+
+
+def test_an_undecided_trial_on_the_whole_dataset_is_left_as_it_was(tmp_path, cache_dir):
+    """Nothing left to add (the quickstart evaluates every bundled document): no round, no note."""
+    sweep = SweepSpec(name="whole", storage={"path": str(tmp_path / "sweeps")}, dataset={"n": 36},
+                      trial={"warmup": 0, "repeats": 1, "summary_length": "3", "timing": {"max_seconds": 2}})
+    baseline = run_trial(sweep.baseline_spec(), tmp_path / "base")
+    variant = run_trial(sweep.trial_spec(VARIANT), tmp_path / "variant")
+    relative = relative_to(variant, baseline)
+    bound = (relative["rouge_drop_pct_ci_low"] + relative["rouge_drop_pct_ci_high"]) / 2
+    plan = TrialPlan.of(sweep).model_copy(update={"constraints": (f"rouge_drop_pct <= {bound:.4f}",)})
+    assert [v for _, v in quality_verdicts(plan, variant, baseline)] == ["undecided"]
+    assert extend_until_decided(plan, variant, baseline, tmp_path / "r.json") is variant
+    assert not (tmp_path / "r.json").exists()
