@@ -131,11 +131,12 @@ class ProgressCallback(Callback):
     def _plan(self, trials, seen: set) -> list[str]:
         """The ETA (measured seconds per trial × trials still to run / concurrency) and how much of
         the runnable space is still unexplored."""
-        explored = len((seen | set(getattr(self, "done", frozenset()))) - {None})
+        finished = (seen | set(getattr(self, "done", frozenset()))) - {None}
+        explored = len(finished)
         parts = []
         measured = [t.last_result["time_total_s"] for t in trials
                     if t.status == "TERMINATED" and not t.last_result.get("reused") and "time_total_s" in t.last_result]
-        left = self.total - len((seen | set(getattr(self, "done", frozenset()))) - {None, self.baseline_id})
+        left = self.total - len(finished - {self.baseline_id})
         if measured and left > 0:
             per_trial = sum(measured) / len(measured)
             parts.append(f"ETA {_duration(per_trial * left / getattr(self, 'concurrency', 1))} "

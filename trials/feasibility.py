@@ -29,8 +29,9 @@ def check(spec, hardware: Hardware, packages: bool = True) -> str | None:
         return reason
     pruning = pruning_infeasible_reason(spec.pruning, spec.device, hardware, precision=spec.precision,
                                         ratio=spec.prune_ratio, runtime=spec.runtime, task=spec.task)
-    if pruning or runtime.hardware_reason(spec, hardware) or not packages:
-        return pruning or runtime.hardware_reason(spec, hardware)
+    hardware_says = pruning or runtime.hardware_reason(spec, hardware)
+    if hardware_says or not packages:
+        return hardware_says
     return missing_requirement(runtime, spec) or runtime.unavailable_reason(spec, hardware)
 
 
