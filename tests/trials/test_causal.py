@@ -111,11 +111,6 @@ def test_other_runtimes_say_they_do_not_run_causal(runtime):
     assert reason == f"runtime {runtime!r} does not run the causal task; use one of: torch, onnxruntime"
 
 
-def test_structured_pruning_of_a_causal_lm_is_infeasible():
-    reason = check(TrialSpec(task="causal", model="m", pruning="structured", prune_ratio=0.2), CPU)
-    assert "for the causal task use 'unstructured' pruning" in reason
-
-
 # -- the adapter ------------------------------------------------------------------------------------
 
 def test_chat_prompt_has_the_system_and_user_messages(adapter):

@@ -210,7 +210,8 @@ def test_support_table_for_causal():
 @pytest.mark.gpu
 def test_fp16_on_cuda_follows_torch_fp32(tiny_llama_dir, cache_dir, tmp_path):
     spec = _spec(tiny_llama_dir, precision="fp16", device="cuda")
-    if missing_requirement(get_runtime("onnxruntime"), spec) or get_runtime("onnxruntime").unavailable_reason(spec, GPU):
+    ort = get_runtime("onnxruntime")
+    if missing_requirement(ort, spec) or ort.unavailable_reason(spec, GPU):
         pytest.skip("onnxruntime-gpu is not installed")
     report = run_trial(_spec(tiny_llama_dir, precision="fp16", device="cuda", n=3, batch_size=2, warmup=0,
                              repeats=1, timing=QUICK_TIMING), tmp_path / "fp16")

@@ -63,9 +63,9 @@ class OrtCausalEngine:
         import numpy as np
         import onnxruntime as ort
 
-        empty = np.zeros((batch, self.kv_heads, 0, self.head_dim), dtype=np.float32)
-        return [ort.OrtValue.ortvalue_from_numpy(empty, self._ort_device(), self.device_id)
-                for _ in range(2 * self.layers)]
+        shapes = [(batch, self.kv_heads[i // 2], 0, self.head_dim) for i in range(2 * self.layers)]
+        return [ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, np.float32), self._ort_device(), self.device_id)
+                for shape in shapes]
 
     def step(self, input_ids, attention_mask, position_ids, past: list):
         """Logits of the last position (numpy [batch, vocab]) and the present key/values (OrtValues)."""

@@ -39,7 +39,8 @@ from infersweep.trials.runtimes.onnx_export import OPSET, eager_attention
 from infersweep.trials.runtimes.ort_recipes import INT8_DYNAMIC, ORT_LIBS, quiet
 from infersweep.trials.runtimes.torch_precision import CAUSAL_INT8_SKIP
 
-__all__ = ["causal_recipes", "GRAPH", "EXPORT_FORMAT", "CAUSAL_INT8", "CAUSAL_INT4", "build_causal_graph", "export_causal",
+__all__ = ["causal_recipes", "GRAPH", "EXPORT_FORMAT", "CAUSAL_INT8", "CAUSAL_INT4", "build_causal_graph",
+           "export_causal", "kv_shape",
            "quantize_causal_int8", "quantize_causal_int4", "convert_causal_fp16", "past_names", "present_names"]
 
 GRAPH = "decoder.onnx"
@@ -94,7 +95,7 @@ def export_causal(module, folder: Path) -> dict:
     mask = torch.tensor([[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]])
     positions = torch.tensor([[2, 3, 4, 5], [0, 1, 2, 3]])  # row 2: two pads in the past
     # a past of 2 positions, then 4 new tokens: neither dimension is 1
-    past = [torch.randn(2, kv_heads, 2, head_dim) * 0.1 for _ in range(2 * layers)]
+    past = [torch.randn(2, kv_heads[i // 2], 2, head_dim) * 0.1 for i in range(2 * layers)]
     inputs, outputs = ["input_ids", "attention_mask", "position_ids", *past_names(layers)], \
         ["logits", *present_names(layers)]
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "position_ids": {0: "batch", 1: "sequence"},
@@ -112,11 +113,18 @@ def export_causal(module, folder: Path) -> dict:
             "size_mb": round((folder / GRAPH).stat().st_size / 2**20, 3)}
 
 
-def kv_shape(config) -> tuple[int, int, int]:
-    """(layers, key/value heads, head width) of a decoder-only config."""
+def kv_shape(config) -> tuple[int, list[int], int]:
+    """(layers, key/value heads of each layer, head width) of a decoder-only config; a structurally
+    pruned one keeps its per-layer key/value heads in its pruning record."""
+    from infersweep.trials.pruning import CONFIG_KEY
+
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    return config.num_hidden_layers, getattr(config, "num_key_value_heads", None) or heads, head_dim
+    layers = config.num_hidden_layers
+    layout = getattr(config, CONFIG_KEY, None)
+    if layout:
+        return layers, [int(h) for h in layout["num_heads"]], head_dim
+    return layers, [getattr(config, "num_key_value_heads", None) or heads] * layers, head_dim
 
 
 @functools.lru_cache(maxsize=1)
@@ -155,7 +163,8 @@ def quantize_causal_int8(src: Path, dst: Path) -> dict:
     skip = _skipped_matmuls(onnx.load(str(src), load_external_data=False).graph)
     with quiet():
         quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True,
-                         reduce_range=CAUSAL_INT8["reduce_range"], nodes_to_exclude=skip, op_types_to_quantize=["MatMul"],
+                         reduce_range=CAUSAL_INT8["reduce_range"], nodes_to_exclude=skip,
+                         op_types_to_quantize=["MatMul"],
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     return {"fp32_matmuls": len(skip), "reduce_range": CAUSAL_INT8["reduce_range"]}
 
