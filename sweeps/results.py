@@ -6,6 +6,7 @@ The one reader of "baseline -> rows -> frontier" for the end of a sweep and for 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from infersweep.sweeps import pareto
 from infersweep.sweeps.errors import SweepError
@@ -15,7 +16,8 @@ from infersweep.sweeps.trainable import trials_dir
 from infersweep.trials.measure import relative_to
 from infersweep.trials.spec import TrialReport
 
-__all__ = ["NoBaselineYet", "SweepResults", "collect_rows", "load_results", "read_report"]
+__all__ = ["FoundTrial", "NoBaselineYet", "SweepResults", "TrialNotFound", "collect_rows", "find_trial",
+           "load_results", "read_report"]
 
 
 class NoBaselineYet(SweepError):
@@ -27,6 +29,46 @@ class SweepResults:
     baseline: TrialReport
     rows: list[pareto.TrialRow]
     frontier: list[pareto.TrialRow]
+
+
+class TrialNotFound(SweepError):
+    """No trial by that id in the sweeps on disk (or in several: a sweep name to give)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class FoundTrial:
+    report: TrialReport
+    folder: Path  # the trial's folder (its report.json is here)
+    sweep: SweepSpec | None  # None: a single trial (`infersweep trial`), which has no MLflow run
+
+
+def find_trial(trial_id: str, storage: str | Path, sweep_name: str | None = None,
+               single_trials: str | Path | None = None) -> FoundTrial:
+    """The trial `trial_id` of the sweeps under `storage` (of `sweep_name` only, when given; archived
+    sweeps are not searched), else of the single trials under `single_trials`."""
+    from infersweep.sweeps.state import SPEC_FILE, load_saved
+
+    if sweep_name:
+        sweeps = [load_saved(sweep_name, str(storage))]
+    else:
+        root = Path(storage).expanduser().resolve()
+        sweeps = [SweepSpec.model_validate_json(path.read_text()) for path in sorted(root.glob(f"*/{SPEC_FILE}"))
+                  if ".archived-" not in path.parent.name and (path.parent / "trials" / trial_id).is_dir()]
+    found = [s for s in sweeps if (trials_dir(s) / trial_id / "report.json").exists()]
+    if len(found) > 1:
+        raise TrialNotFound(f"trial {trial_id} is in sweeps {', '.join(s.name for s in found)}: "
+                            f"pass --sweep NAME to say which")
+    if found:
+        return FoundTrial(read_report(found[0], trial_id), trials_dir(found[0]) / trial_id, found[0])
+    single = Path(single_trials) / trial_id if single_trials and not sweep_name else None
+    if single is not None and (single / "report.json").exists():
+        return FoundTrial(TrialReport.from_json((single / "report.json").read_text()), single, None)
+    where = f"sweep {sweep_name!r}" if sweep_name else f"the sweeps under {Path(storage).resolve()}"
+    raise TrialNotFound(f"no trial {trial_id!r} in {where}" + (f" or in {single_trials}" if single else "") +
+                        "; `infersweep status SWEEP` lists a sweep's trials (pass --storage if the sweeps live "
+                        "elsewhere)")
 
 
 def read_report(sweep: SweepSpec, trial_id: str) -> TrialReport:
