@@ -23,7 +23,7 @@ console = Console()
 
 def profile(
     trial_id: str = typer.Argument(..., metavar="TRIAL_ID",
-                                   help="a trial's id: `infersweep status SWEEP` lists them"),
+                                   help="a trial's id, or its start (`infersweep status SWEEP` shows 8 characters)"),
     sweep: Optional[str] = typer.Option(None, help="the sweep holding the trial (needed when several do)"),
     batches: int = typer.Option(3, help="batches of the trial's evaluation slice profiled, after its warm-up"),
     top: int = typer.Option(15, help="operators shown (the files hold them all)"),
@@ -43,7 +43,7 @@ def profile(
         result = profile_report(found.report, out or found.folder, batches)
     print_profile(result, top)
     if found.sweep is not None:
-        _log_to_run(found.sweep, trial_id, result, tracking_uri)
+        _log_to_run(found.sweep, found.folder.name, result, tracking_uri)
 
 
 def print_profile(result, top: int = 15, where: Console | None = None) -> None:

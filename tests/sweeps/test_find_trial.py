@@ -31,6 +31,19 @@ def test_a_trial_is_found_in_its_sweep(tmp_path):
     assert found.report.trial_id == trial_id and found.report.status == "ok"
 
 
+def test_the_start_of_an_id_is_enough_when_it_is_unique(tmp_path):
+    _, trial_id = saved_sweep(tmp_path, "a")
+    assert find_trial(trial_id[:8], tmp_path / "sweeps").folder.name == trial_id
+    other = find_trial(trial_id, tmp_path / "sweeps").folder.with_name(trial_id[:8] + "ffff")
+    other.mkdir()
+    write_report(TrialReport(spec=find_trial(trial_id, tmp_path / "sweeps").report.spec, status="ok"), other)
+    with pytest.raises(TrialNotFound, match="starts several trial ids"):
+        find_trial(trial_id[:8], tmp_path / "sweeps")
+    assert find_trial(trial_id, tmp_path / "sweeps").folder.name == trial_id  # a whole id is never ambiguous
+    with pytest.raises(TrialNotFound, match="not a trial id"):
+        find_trial("../*", tmp_path / "sweeps")
+
+
 def test_a_trial_in_two_sweeps_needs_the_sweeps_name(tmp_path):
     saved_sweep(tmp_path, "a")
     _, trial_id = saved_sweep(tmp_path, "b")  # the same baseline spec: the same id
