@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from infersweep.trials.errors import InfersweepError
-from infersweep.trials.runtimes.base import ProfilingUnsupported
+from infersweep.trials.runtimes.base import ProfilingUnsupported, Runtime
 from infersweep.trials.spec import TrialReport, TrialSpec
 
 __all__ = ["BATCHES", "RANGE_PREFIX", "TABLE_CSV", "TABLE_TEXT", "TOP", "TRACE_FILE", "OperatorProfile",
@@ -103,6 +103,8 @@ def profile_trial(spec: TrialSpec, out_dir: Path, batches: int = BATCHES) -> Tri
     if reason:
         raise ProfileError(f"{spec.short_name()} cannot run on this machine, so it cannot be profiled here: {reason}")
     runtime = get_runtime(spec.runtime)
+    if getattr(type(runtime), "profile", Runtime.profile) is Runtime.profile:  # no hook of its own: say so now,
+        Runtime.profile(runtime, None, spec, lambda: None, Path(out_dir))      # before anything loads
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trace = (out / TRACE_FILE).resolve()

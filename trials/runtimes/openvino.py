@@ -238,7 +238,8 @@ def ov_operators(engine: OpenVinoEngine, run, trace: Path) -> dict[str, tuple[fl
 
     ov = _ov()
     core = ov.Core()
-    compiled = core.compile_model(core.read_model(str(engine.artifact_path)), "CPU", {**engine.config, "PERF_COUNT": True})
+    model = core.read_model(str(engine.artifact_path))
+    compiled = core.compile_model(model, "CPU", {**engine.config, "PERF_COUNT": True})
     counted, request = _CountedRequest(compiled.create_infer_request()), engine.request
     engine.request = counted
     try:
