@@ -57,6 +57,7 @@ OUR_VARIANTS = (
 )
 PEERS_HOME = Path(os.environ.get("INFERSWEEP_PEERS_HOME", Path.home() / ".cache" / "infersweep-peers"))
 TORCH_PIN = "torch==2.13.0"
+CALIBRATION_SENTENCES = 128
 
 
 # ---------------------------------------------------------------- pure parts (tests/bench/test_peers.py)
@@ -223,12 +224,27 @@ class OnnxFileEngine:
         self.session = None
 
 
-def our_engines(work: Workload, cache_dir: Path) -> list[tuple[Result, object]]:
+def bf16_skip_reason(precision: str, forced: bool, has_bf16: bool) -> str | None:
+    """Why a bf16 variant is left out here: without bf16 instructions torch emulates it (~17x slower
+    than fp32 on this project's AVX2-only EPYC, ../shared/notes/cpu-measurements.md), which would
+    take the bench's hours for a row known to lose."""
+    if precision != "bf16" or forced or has_bf16:
+        return None
+    return "skipped: this CPU has no bf16 instructions (AVX512-BF16/AMX); --bf16 measures it anyway"
+
+
+def our_engines(work: Workload, cache_dir: Path, bf16: bool = False) -> list[tuple[Result, object]]:
     """infersweep's variants through prepare(); an infeasible or failing one keeps its reason."""
+    from infersweep.trials.hardware import detect
     from infersweep.trials.runtimes import Infeasible, prepare
 
-    out = []
+    out, has_bf16 = [], detect().cpu_has_bf16
     for label, runtime, precision in OUR_VARIANTS:
+        skip = bf16_skip_reason(precision, bf16, has_bf16)
+        if skip:
+            out.append((Result(label, OURS, status=skip), None))
+            print(f"{label}: {skip}", flush=True)
+            continue
         spec = type(work.spec).model_validate({**work.spec.model_dump(), "runtime": runtime, "precision": precision})
         started = time.time()
         try:
@@ -279,7 +295,7 @@ def time_rounds(engines: dict[str, tuple[Result, object]], work: Workload, round
 OPTIMUM_SCRIPT = r'''
 import json, sys, traceback
 from pathlib import Path
-model_dir, out, isa = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+model_dir, out, isa, calibration = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
 done = {}
 def step(name, fn):
     try:
@@ -314,14 +330,49 @@ for per_channel in (False, True):
     kind = "per-channel" if per_channel else "per-tensor"
     step(f"ORTQuantizer {isa} dynamic int8, {kind}", quantize(out / "export", per_channel, f"q-{kind}"))
     step(f"ORTQuantizer {isa} dynamic int8, {kind}, on O2", quantize(out / "O2", per_channel, f"q-O2-{kind}"))
+import numpy as np
+from onnxruntime.quantization import CalibrationMethod
+from optimum.onnxruntime.configuration import CalibrationConfig
+data = np.load(calibration)
+edges = np.cumsum([0, *data["lengths"]])
+rows = [{"input_ids": data["ids"][a:b], "attention_mask": np.ones(b - a, np.int64),
+         "token_type_ids": np.zeros(b - a, np.int64)} for a, b in zip(edges[:-1], edges[1:])]
+def quantize_static(per_channel, tag):
+    def run():
+        config = getattr(AutoQuantizationConfig, isa)(is_static=True, per_channel=per_channel)
+        quantizer = ORTQuantizer.from_pretrained(out / "export", file_name="model.onnx")
+        cal_config = CalibrationConfig(dataset_name="cnn-dailymail-calibration-slice", dataset_config_name="infersweep",
+                                       dataset_split="calibration", dataset_num_samples=len(rows),
+                                       method=CalibrationMethod.MinMax)
+        ranges = quantizer.fit(dataset=rows, calibration_config=cal_config,
+                               onnx_augmented_model_name=out / f"augmented-{tag}.onnx",
+                               operators_to_quantize=config.operators_to_quantize)
+        quantizer.quantize(save_dir=out / tag, quantization_config=config, calibration_tensors_range=ranges)
+        return out / tag
+    return run
+for per_channel in (False, True):
+    kind = "per-channel" if per_channel else "per-tensor"
+    step(f"ORTQuantizer {isa} static int8 (MinMax), {kind}", quantize_static(per_channel, f"qs-{kind}"))
 print("PEER_RESULT " + json.dumps(done))
 '''
 
 OLIVE_SCRIPT = r'''
 import json, sys, traceback
+CALIBRATION_DATASET = """
+import numpy as np, torch
+from olive.data.registry import Registry
+
+@Registry.register_dataset()
+def infersweep_calibration(path, **kwargs):
+    data = np.load(path)
+    edges = np.cumsum([0, *data["lengths"]])
+    return [({"input_ids": torch.from_numpy(data["ids"][a:b]), "attention_mask": torch.ones(b - a, dtype=torch.int64),
+              "token_type_ids": torch.zeros(b - a, dtype=torch.int64)}, 0) for a, b in zip(edges[:-1], edges[1:])]
+"""
 from pathlib import Path
-model_dir, out, isa = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+model_dir, out, isa, calibration = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
 from olive.workflows import run as olive_run
+(out / "infersweep_calibration.py").write_text(CALIBRATION_DATASET)
 done = {}
 CONVERT = {"type": "OnnxConversion", "target_opset": 17}
 FUSE = {"type": "OrtTransformersOptimization", "model_type": "bert", "num_heads": 12, "hidden_size": 384}
@@ -331,13 +382,17 @@ CHAINS = {
         "quantize": {"type": "OnnxDynamicQuantization", "per_channel": True, "reduce_range": isa == "avx2"}},
     "dynamic int8 per-tensor (fused)": {"convert": CONVERT, "fuse": FUSE,
         "quantize": {"type": "OnnxDynamicQuantization", "per_channel": False, "reduce_range": isa == "avx2"}},
+    "static int8 QDQ per-channel, MinMax (fused)": {"convert": CONVERT, "fuse": FUSE,
+        "quantize": {"type": "OnnxStaticQuantization", "data_config": "calibration", "per_channel": True}},
 }
+DATA = [{"name": "calibration", "user_script": str(out / "infersweep_calibration.py"),
+         "load_dataset_config": {"type": "infersweep_calibration", "params": {"path": calibration}}}]
 for i, (name, passes) in enumerate(CHAINS.items()):
     folder = out / f"chain{i}"
     config = {"input_model": {"type": "HfModel", "model_path": model_dir, "task": "feature-extraction"},
               "systems": {"local": {"type": "LocalSystem", "accelerators": [{"device": "cpu",
                           "execution_providers": ["CPUExecutionProvider"]}]}},
-              "host": "local", "target": "local", "passes": passes, "log_severity_level": 3,
+              "host": "local", "target": "local", "passes": passes, "log_severity_level": 3, "data_configs": DATA,
               "cache_dir": str(out / "cache"), "output_dir": str(folder)}
     try:
         olive_run(config)
@@ -363,7 +418,9 @@ class Peer:
 PEERS = {
     "optimum": Peer("Optimum", ("optimum-onnx[onnxruntime]==0.1.0", "onnxruntime==1.32.0"),
                     ("optimum", "optimum-onnx", "onnxruntime", "transformers"), OPTIMUM_SCRIPT),
-    "olive": Peer("Olive", ("olive-ai==0.13.0", "onnxruntime==1.32.0", "onnx", "onnxscript", "transformers",
+    # transformers 4.57: with 5.x Olive 0.13's torchscript exporter fails ("BertModel.forward() got multiple
+    # values for argument 'use_cache'"); Olive also needs requests without declaring it
+    "olive": Peer("Olive", ("olive-ai==0.13.0", "onnxruntime==1.32.0", "onnx", "onnxscript", "transformers==4.57.6",
                             "requests"), ("olive-ai", "onnxruntime", "onnx", "transformers"), OLIVE_SCRIPT),
 }
 
@@ -415,14 +472,27 @@ def peer_versions(python: Path, peer: Peer) -> str:
     return ", ".join(done.stdout.split("\n")[:-1])
 
 
-def peer_models(name: str, install: bool, model_dir: str, out: Path) -> tuple[dict, str]:
+def write_calibration(inputs: list[dict], path: Path, limit: int = CALIBRATION_SENTENCES) -> Path:
+    """The calibration slice's sentences (unpadded token ids), `limit` of them spread over all
+    lengths, for the peers' static quantization: the same slice our int8_static calibrates on."""
+    import numpy as np
+
+    rows = [np.asarray(ids)[np.asarray(mask) == 1] for chunk in inputs
+            for ids, mask in zip(chunk["input_ids"].numpy(), chunk["attention_mask"].numpy())]
+    step = max(len(rows) // limit, 1)
+    rows = rows[::step][:limit]
+    np.savez(path, ids=np.concatenate(rows).astype(np.int64), lengths=np.array([len(r) for r in rows]))
+    return path
+
+
+def peer_models(name: str, install: bool, model_dir: str, out: Path, calibration: Path) -> tuple[dict, str]:
     """{variant: {"path"| "error"}} from the peer's script, and its package versions."""
     peer = PEERS[name]
     python = peer_venv(name, peer, install)
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH="")
     started = time.time()
-    done = subprocess.run([str(python), "-c", peer.script, model_dir, str(out), isa_config()],
+    done = subprocess.run([str(python), "-c", peer.script, model_dir, str(out), isa_config(), str(calibration)],
                           capture_output=True, text=True, env=env, cwd=out)
     (out / "log.txt").write_text(done.stdout + done.stderr)
     line = next((l for l in done.stdout.splitlines() if l.startswith("PEER_RESULT ")), None)
@@ -432,15 +502,17 @@ def peer_models(name: str, install: bool, model_dir: str, out: Path) -> tuple[di
     return json.loads(line[len("PEER_RESULT "):]), peer_versions(python, peer)
 
 
-def peer_engines(names: list[str], install: bool, cpus: int, out: Path) -> tuple[list, list[str]]:
+def peer_engines(names: list[str], install: bool, work: Workload, cpus: int, out: Path) -> tuple[list, list[str]]:
     from infersweep.trials.models import resolve_model
 
     model_dir = resolve_model("all-MiniLM-L6-v2")
+    out.mkdir(parents=True, exist_ok=True)
+    calibration = write_calibration(work.prepared.calibration_inputs, out / "calibration.npz")
     engines, versions = [], []
     for name in names:
         tool = PEERS[name].tool
         try:
-            models, version = peer_models(name, install, model_dir, out / name)
+            models, version = peer_models(name, install, model_dir, out / name, calibration)
             versions.append(f"{tool}: {version}")
         except Exception as exc:
             engines.append((Result(f"{name} (install/export)", tool, status=f"failed: {exc}"), None))
@@ -471,12 +543,18 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-install", action="store_true", help="use the peers' venvs as installed")
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bf16", action="store_true", help="measure bf16 variants even without bf16 instructions")
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
+    parser.add_argument("--from-json", type=Path, help="render a saved run (its --save-json) instead of running")
+    parser.add_argument("--save-json", type=Path, default=ROOT / ".infersweep" / "bench-peers.json",
+                        help="where the raw measurements are kept (default: %(default)s)")
     args = parser.parse_args(argv)
     peers = [p for p in args.peers.split(",") if p]
     unknown = sorted(set(peers) - set(PEERS))
     if unknown:
         parser.error(f"unknown peer(s) {', '.join(unknown)}; valid: {', '.join(PEERS)}")
+    if args.from_json:
+        return publish(**load_run(args.from_json), args=args, argv=argv)
     if shared_data_missing():
         return 0
     os.environ.setdefault("INFERSWEEP_CACHE", str(ROOT / ".infersweep" / "cache"))
@@ -488,16 +566,42 @@ def main(argv=None) -> int:
     load_before, machine_line, started = uptime(), machine(), time.time()
     work = load_workload(args.docs, args.cpus)
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
-        built = our_engines(work, Path(tmp))
-        peer_built, versions = peer_engines(peers, not args.skip_install, args.cpus, Path(tmp) / "peers")
+        built = our_engines(work, Path(tmp), args.bf16)
+        peer_built, versions = peer_engines(peers, not args.skip_install, work, args.cpus, Path(tmp) / "peers")
         results = run_all(built + peer_built, work, args)
         for _, engine in built + peer_built:
             if engine is not None:
                 engine.close()
-    body = render(results, work, args, versions, load_before, uptime(), time.time() - started)
+    run = dict(results=results, sentences=work.sentences, forwards={b: len(work.chunks(b)) for b in BATCHES},
+               versions=versions, load_before=load_before, load_after=uptime(), seconds=time.time() - started,
+               machine_line=machine_line, docs=args.docs, rounds=args.rounds, cpus=args.cpus)
+    save_run(run, args.save_json)
+    return publish(**run, args=args, argv=argv)
+
+
+def save_run(run: dict, path: Path) -> None:
+    from dataclasses import asdict
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**run, "results": [asdict(r) for r in run["results"]]}, indent=1))
+    print(f"saved the measurements to {path}", flush=True)
+
+
+def load_run(path: Path) -> dict:
+    run = json.loads(Path(path).read_text())
+    run["results"] = [Result(**{**r, "seconds": {int(b): v for b, v in r["seconds"].items()}})
+                      for r in run["results"]]
+    run["forwards"] = {int(b): v for b, v in run["forwards"].items()}
+    return run
+
+
+def publish(results, sentences, forwards, versions, load_before, load_after, seconds, machine_line, docs, rounds,
+            cpus, args, argv) -> int:
+    body = render(results, sentences, forwards, docs, rounds, cpus, versions, load_before, load_after, seconds)
     print(body)
     if not args.no_write:
-        command = "python bench/peers.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        given = [a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("--from-json")]
+        command = f"python bench/peers.py --docs {docs} --rounds {rounds} " + " ".join(given)
         path = write_section("peers", "Peers: Optimum and Olive against infersweep (extractive MiniLM, CPU)",
                              command.strip(), body, machine_line)
         print(f"wrote {path}")
@@ -512,6 +616,8 @@ def run_all(built: list, work: Workload, args) -> list[Result]:
         if engine is not None:
             try:
                 measure_quality(result, engine, work, reference)
+                print(f"quality {result.label}: ROUGE-Lsum {result.rouge_lsum:.2f}, cosine {result.cosine_mean:.4f}",
+                      flush=True)
             except Exception as exc:  # a graph that loads but cannot run these inputs
                 result.status = f"failed: {type(exc).__name__}: {str(exc)[:200]}"
     runnable = {r.label: (r, e) for r, e in built if r.ok and e is not None}
@@ -519,17 +625,16 @@ def run_all(built: list, work: Workload, args) -> list[Result]:
     return [r for r, _ in built]
 
 
-def render(results: list[Result], work: Workload, args, versions: list[str], load_before: str, load_after: str,
-           seconds: float) -> str:
+def render(results: list[Result], sentences: int, forwards: dict[int, int], docs: int, rounds: int, cpus: int,
+           versions: list[str], load_before: str, load_after: str, seconds: float) -> str:
     headers, rows = table_rows(results)
-    forwards = {b: len(work.chunks(b)) for b in BATCHES}
-    notes = (f"The first {args.docs} documents of the shared CNN/DailyMail dev file: {work.sentences} sentences, "
+    notes = (f"The first {docs} documents of the shared CNN/DailyMail dev file: {sentences} sentences, "
              f"{forwards[16]} forwards at batch 16 and {forwards[1]} at batch 1 (documents per batch; the "
-             f"extractive adapter's length-sorted chunks of up to 64 sentences). {args.rounds} interleaved rounds "
+             f"extractive adapter's length-sorted chunks of up to 64 sentences). {rounds} interleaved rounds "
              f"in shuffled order; `s/pass` is the median seconds for all chunks; speedup against torch fp32 "
              f"eager in the same rounds. Cosine: each sentence embedding against torch fp32's (mean / worst); "
              f"ROUGE-Lsum: the adapter's sentence selection on the variant's embeddings (batch 16), "
-             f"trials.quality; drop relative to torch fp32. {args.cpus} threads for every engine. "
+             f"trials.quality; drop relative to torch fp32. {cpus} threads for every engine. "
              f"infersweep's variants are built by `trials.runtimes.prepare()`; every peer .onnx file is produced "
              f"in the peer's own throwaway venv and timed here with infersweep's ONNX Runtime session settings "
              f"(same onnxruntime, intra-op threads, no spinning), so only the graph differs (peer graphs output "

@@ -125,3 +125,25 @@ def test_bench_exits_cleanly_without_the_shared_file(monkeypatch, tmp_path, caps
 def test_unknown_peer_is_a_usage_error():
     with pytest.raises(SystemExit):
         p.main(["--peers", "optimum,nope"])
+
+
+def test_bf16_is_skipped_with_a_reason_only_without_bf16_instructions():
+    assert "no bf16 instructions" in p.bf16_skip_reason("bf16", forced=False, has_bf16=False)
+    assert p.bf16_skip_reason("bf16", forced=True, has_bf16=False) is None
+    assert p.bf16_skip_reason("bf16", forced=False, has_bf16=True) is None
+    assert p.bf16_skip_reason("int8_dynamic", forced=False, has_bf16=False) is None
+
+
+def test_a_saved_run_renders_again_without_measuring(tmp_path, capsys):
+    results = [_result(p.BASELINE, p.OURS, [10, 12], [20, 22]), _result("ours int8", p.OURS, [4, 5], [8, 9]),
+               p.Result("olive (install/export)", "Olive", status="failed: no venv")]
+    run = dict(results=results, sentences=50, forwards={16: 3, 1: 4}, versions=["Olive: olive-ai 0.13.0"],
+               load_before="load 1", load_after="load 2", seconds=60.0, machine_line="test machine", docs=2,
+               rounds=2, cpus=2)
+    p.save_run(run, tmp_path / "run.json")
+    loaded = p.load_run(tmp_path / "run.json")
+    assert loaded["results"][1].seconds == {16: [4, 5], 1: [8, 9]} and loaded["forwards"] == {16: 3, 1: 4}
+    assert p.main(["--from-json", str(tmp_path / "run.json"), "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert "| ours int8 | infersweep | 4.50 | 2.44x |" in out
+    assert "failed: no venv" in out and "load 1" in out and "load 2" in out
