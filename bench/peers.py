@@ -58,6 +58,7 @@ OUR_VARIANTS = (
 PEERS_HOME = Path(os.environ.get("INFERSWEEP_PEERS_HOME", Path.home() / ".cache" / "infersweep-peers"))
 TORCH_PIN = "torch==2.13.0"
 CALIBRATION_SENTENCES = 128
+SLOW_LIMIT = 4.0  # x torch fp32's quality-pass time: slower variants are measured once, not in the rounds
 
 
 # ---------------------------------------------------------------- pure parts (tests/bench/test_peers.py)
@@ -287,6 +288,7 @@ def time_rounds(engines: dict[str, tuple[Result, object]], work: Workload, round
                 for inputs in chunks[batch]:
                     engine(**inputs)
                 result.seconds.setdefault(batch, []).append(time.perf_counter() - started)
+            print(f"  {label}: b16 {result.seconds[16][-1]:.2f} s, b1 {result.seconds[1][-1]:.2f} s", flush=True)
         print(f"round {i + 1}/{rounds} done, load {os.getloadavg()[0]:.2f}", flush=True)
 
 
@@ -608,16 +610,30 @@ def publish(results, sentences, forwards, versions, load_before, load_after, sec
     return 0
 
 
+def too_slow(seconds: float, baseline_seconds: float, limit: float = SLOW_LIMIT) -> str | None:
+    """Why a variant stays out of the rounds: its quality pass took over `limit` x the baseline's."""
+    if seconds <= limit * baseline_seconds:
+        return None
+    return (f"too slow: {seconds / baseline_seconds:.1f}x torch fp32's time in the batch-16 quality pass "
+            f"(over {limit:g}x), left out of the rounds")
+
+
 def run_all(built: list, work: Workload, args) -> list[Result]:
     """Quality (and warm-up) of each engine against the baseline's embeddings, then the rounds."""
     base_result, base_engine = built[0]
+    started = time.perf_counter()
     reference = measure_quality(base_result, base_engine, work, None)
+    base_seconds = time.perf_counter() - started
+    print(f"quality {base_result.label}: ROUGE-Lsum {base_result.rouge_lsum:.2f} in {base_seconds:.1f} s", flush=True)
     for result, engine in built[1:]:
         if engine is not None:
             try:
+                started = time.perf_counter()
                 measure_quality(result, engine, work, reference)
-                print(f"quality {result.label}: ROUGE-Lsum {result.rouge_lsum:.2f}, cosine {result.cosine_mean:.4f}",
-                      flush=True)
+                seconds = time.perf_counter() - started
+                print(f"quality {result.label}: ROUGE-Lsum {result.rouge_lsum:.2f}, cosine {result.cosine_mean:.4f} "
+                      f"in {seconds:.1f} s", flush=True)
+                result.status = too_slow(seconds, base_seconds) or "ok"
             except Exception as exc:  # a graph that loads but cannot run these inputs
                 result.status = f"failed: {type(exc).__name__}: {str(exc)[:200]}"
     runnable = {r.label: (r, e) for r, e in built if r.ok and e is not None}

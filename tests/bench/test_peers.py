@@ -147,3 +147,9 @@ def test_a_saved_run_renders_again_without_measuring(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| ours int8 | infersweep | 4.50 | 2.44x |" in out
     assert "failed: no venv" in out and "load 1" in out and "load 2" in out
+
+
+def test_a_variant_far_slower_than_the_baseline_stays_out_of_the_rounds_with_its_ratio():
+    assert p.too_slow(7.9, 2.0) is None
+    reason = p.too_slow(10.0, 2.0)
+    assert reason.startswith("too slow: 5.0x") and "left out of the rounds" in reason
