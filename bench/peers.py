@@ -15,7 +15,8 @@ infersweep's variants are built through `trials.runtimes.prepare()` (artifact ca
 bench/runtimes.py); infeasible ones are listed with feasibility's reason. The peers are pip
 installed by this bench into throwaway virtualenvs under $INFERSWEEP_PEERS_HOME (default
 ~/.cache/infersweep-peers; torch==2.13.0 first, then the peer) and only *produce* .onnx files there,
-in a subprocess running a small script; every ONNX model is then timed here, in this process, with
+in a subprocess running a small script (kept under <home>/<peer>/exports/<key>, reused while the
+script, packages, weights, calibration and ISA are the same); every ONNX model is then timed here, in this process, with
 infersweep's ONNX Runtime session settings, so only the graph differs. A peer that cannot install
 or export becomes a "failed: reason" row and the bench goes on. Nothing of the peers is vendored.
 """
@@ -487,20 +488,43 @@ def write_calibration(inputs: list[dict], path: Path, limit: int = CALIBRATION_S
     return path
 
 
-def peer_models(name: str, install: bool, model_dir: str, out: Path, calibration: Path) -> tuple[dict, str]:
-    """{variant: {"path"| "error"}} from the peer's script, and its package versions."""
+def export_key(peer: Peer, model_dir: str, calibration: Path, isa: str) -> str:
+    """What a peer's exports depend on: its script and packages, the weights, calibration, the ISA."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256("\0".join([peer.script, *peer.packages, TORCH_PIN, isa]).encode())
+    for f in sorted(Path(model_dir).rglob("*")):
+        if f.is_file():
+            digest.update(f"{f.relative_to(model_dir)}:{f.stat().st_size}".encode())
+    with np.load(calibration) as data:
+        digest.update(data["ids"].tobytes() + data["lengths"].tobytes())
+    return digest.hexdigest()[:16]
+
+
+def peer_models(name: str, install: bool, model_dir: str, calibration: Path) -> tuple[dict, str]:
+    """{variant: {"path"| "error"}} from the peer's script (kept beside its venv and reused while
+    nothing it depends on changed), and its package versions."""
     peer = PEERS[name]
     python = peer_venv(name, peer, install)
-    out.mkdir(parents=True, exist_ok=True)
+    isa = isa_config()
+    out = PEERS_HOME / name / "exports" / export_key(peer, model_dir, calibration, isa)
+    if (out / "result.json").exists():
+        print(f"{peer.tool}: reusing the exports in {out}", flush=True)
+        return json.loads((out / "result.json").read_text()), peer_versions(python, peer)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH="")
     started = time.time()
-    done = subprocess.run([str(python), "-c", peer.script, model_dir, str(out), isa_config(), str(calibration)],
+    done = subprocess.run([str(python), "-c", peer.script, model_dir, str(out), isa, str(calibration)],
                           capture_output=True, text=True, env=env, cwd=out)
     (out / "log.txt").write_text(done.stdout + done.stderr)
     line = next((l for l in done.stdout.splitlines() if l.startswith("PEER_RESULT ")), None)
     if line is None:
         raise RuntimeError(f"its script exited {done.returncode}: {_last_line(done.stderr)}")
     print(f"{peer.tool}: exported in {time.time() - started:.0f} s (log {out / 'log.txt'})", flush=True)
+    (out / "result.json").write_text(line[len("PEER_RESULT "):])
     return json.loads(line[len("PEER_RESULT "):]), peer_versions(python, peer)
 
 
@@ -514,7 +538,7 @@ def peer_engines(names: list[str], install: bool, work: Workload, cpus: int, out
     for name in names:
         tool = PEERS[name].tool
         try:
-            models, version = peer_models(name, install, model_dir, out / name, calibration)
+            models, version = peer_models(name, install, model_dir, calibration)
             versions.append(f"{tool}: {version}")
         except Exception as exc:
             engines.append((Result(f"{name} (install/export)", tool, status=f"failed: {exc}"), None))

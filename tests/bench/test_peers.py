@@ -153,3 +153,20 @@ def test_a_variant_far_slower_than_the_baseline_stays_out_of_the_rounds_with_its
     assert p.too_slow(7.9, 2.0) is None
     reason = p.too_slow(10.0, 2.0)
     assert reason.startswith("too slow: 5.0x") and "left out of the rounds" in reason
+
+
+def test_export_key_changes_with_what_the_exports_depend_on(tmp_path):
+    import numpy as np
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    calibration = tmp_path / "cal.npz"
+    np.savez(calibration, ids=np.arange(6), lengths=np.array([2, 4]))
+    peer = p.PEERS["olive"]
+    key = p.export_key(peer, str(model), calibration, "avx2")
+    assert key == p.export_key(peer, str(model), calibration, "avx2")
+    assert key != p.export_key(peer, str(model), calibration, "avx512_vnni")
+    assert key != p.export_key(p.PEERS["optimum"], str(model), calibration, "avx2")
+    np.savez(calibration, ids=np.arange(6), lengths=np.array([3, 3]))
+    assert key != p.export_key(peer, str(model), calibration, "avx2")
