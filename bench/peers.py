@@ -626,8 +626,7 @@ def publish(results, sentences, forwards, versions, load_before, load_after, sec
     body = render(results, sentences, forwards, docs, rounds, cpus, versions, load_before, load_after, seconds)
     print(body)
     if not args.no_write:
-        given = [a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("--from-json")]
-        command = f"python bench/peers.py --docs {docs} --rounds {rounds} " + " ".join(given)
+        command = f"python bench/peers.py --docs {docs} --rounds {rounds}"
         path = write_section("peers", "Peers: Optimum and Olive against infersweep (extractive MiniLM, CPU)",
                              command.strip(), body, machine_line)
         print(f"wrote {path}")
@@ -686,7 +685,20 @@ def render(results: list[Result], sentences: int, forwards: dict[int, int], docs
              f"the fastest peer variant):", target_verdict(results), "",
              "Peer versions: " + ("; ".join(versions) or "none installed"), "",
              f"The machine is shared with other jobs: `uptime` before: {load_before}; after: {load_after}."]
+    busiest = max(load_averages(load_before) + load_averages(load_after), default=0.0)
+    if busiest > 2 * cpus:
+        lines.append(f"**Read with care:** a load average of {busiest:.0f} on this {cpus}-thread run means the "
+                     f"engines got a small, varying share of the cores; ratios from interleaved rounds are the "
+                     f"least affected numbers, absolute seconds are not comparable with a quiet machine's.")
     return "\n".join(lines)
+
+
+def load_averages(uptime_line: str) -> list[float]:
+    """The 1/5/15-minute load averages in an `uptime` line (empty if it has none)."""
+    import re
+
+    found = re.search(r"load averages?:\s*([\d.]+),?\s+([\d.]+),?\s+([\d.]+)", uptime_line)
+    return [float(x) for x in found.groups()] if found else []
 
 
 if __name__ == "__main__":

@@ -170,3 +170,10 @@ def test_export_key_changes_with_what_the_exports_depend_on(tmp_path):
     assert key != p.export_key(p.PEERS["optimum"], str(model), calibration, "avx2")
     np.savez(calibration, ids=np.arange(6), lengths=np.array([3, 3]))
     assert key != p.export_key(peer, str(model), calibration, "avx2")
+
+
+def test_load_averages_are_read_from_uptime_lines():
+    line = " 06:19:36 up  4:35,  0 user,  load average: 25.62, 28.35, 26.08"
+    assert p.load_averages(line) == [25.62, 28.35, 26.08]
+    assert p.load_averages("10:00  up 2 days, load averages: 1.5 2.0 2.5") == [1.5, 2.0, 2.5]
+    assert p.load_averages("no uptime here") == []
