@@ -59,6 +59,7 @@ OUR_VARIANTS = (
 PEERS_HOME = Path(os.environ.get("INFERSWEEP_PEERS_HOME", Path.home() / ".cache" / "infersweep-peers"))
 TORCH_PIN = "torch==2.13.0"
 CALIBRATION_SENTENCES = 128
+FULL_DOCS = 60  # the issue's harness
 SLOW_LIMIT = 4.0  # x torch fp32's quality-pass time: slower variants are measured once, not in the rounds
 
 
@@ -687,9 +688,12 @@ def render(results: list[Result], sentences: int, forwards: dict[int, int], docs
              f"The machine is shared with other jobs: `uptime` before: {load_before}; after: {load_after}."]
     busiest = max(load_averages(load_before) + load_averages(load_after), default=0.0)
     if busiest > 2 * cpus:
-        lines.append(f"**Read with care:** a load average of {busiest:.0f} on this {cpus}-thread run means the "
+        lines += ["", f"**Read with care:** a load average of {busiest:.0f} on this {cpus}-thread run means the "
                      f"engines got a small, varying share of the cores; ratios from interleaved rounds are the "
-                     f"least affected numbers, absolute seconds are not comparable with a quiet machine's.")
+                     f"least affected numbers, absolute seconds are not comparable with a quiet machine's."]
+    if docs < FULL_DOCS:
+        lines += ["", f"**Reduced run:** {docs} of the harness's {FULL_DOCS} documents; the full run is "
+                      f"`python bench/peers.py --docs {FULL_DOCS} --rounds 7` on a quiet machine."]
     return "\n".join(lines)
 
 
