@@ -202,8 +202,10 @@ def build_app(source: str, config: ServeConfig, tracking_uri: str | None = None)
         max_ongoing_requests=2 * config.max_batch_size, max_queued_requests=config.max_queue,
         backpressure_config=backpressure, **scaling,
     ).bind(source, tracking_uri, config.model_dump())
-    # the gateway admits up to max_queue itself (and counts what it refuses); Serve's own bound is a backstop
-    return Gateway.options(max_ongoing_requests=config.max_queue + 8, max_queued_requests=config.max_queue,
+    # the gateway admits up to max_queue itself and refuses the rest at once (counted, one JSON line);
+    # Serve's own bound at the proxy is a backstop with room for a burst that waits to be routed
+    backstop = 2 * config.max_queue + 64
+    return Gateway.options(max_ongoing_requests=backstop, max_queued_requests=backstop,
                            backpressure_config=backpressure).bind(model, config.model_dump())
 
 
