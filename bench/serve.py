@@ -54,8 +54,8 @@ print("PROMOTED " + json.dumps(promote_variant(spec, report, None, sys.argv[1], 
 """ % MODEL
 
 
-def documents(count: int = 64) -> tuple[list[str], str]:
-    if SHARED_CNN.exists():
+def documents(source: str, count: int = 64) -> tuple[list[str], str]:
+    if source == "cnn" and SHARED_CNN.exists():
         rows = [json.loads(line) for line in SHARED_CNN.read_text().splitlines()[:count] if line.strip()]
         return [r["document"] for r in rows], f"{len(rows)} CNN/DailyMail validation articles"
     from infersweep.trials.data import load_examples
@@ -178,12 +178,14 @@ def main() -> None:
     parser.add_argument("--rates", default=",".join(map(str, DEFAULT_RATES)), help="requests/s, rising")
     parser.add_argument("--mlflow-workers", type=int, default=1, help="mlflow models serve --workers (its default 1)")
     parser.add_argument("--batch-wait-ms", type=float, default=10.0)
+    parser.add_argument("--documents", choices=("cnn", "sample"), default="cnn",
+                        help="CNN/DailyMail articles (when the shared file is present) or the shorter bundled sample")
     parser.add_argument("--only", choices=("mlflow", "infersweep"), default=None)
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     line, load_before = machine(), uptime()
     print(f"uptime before: {load_before}", flush=True)
-    docs, docs_text = documents()
+    docs, docs_text = documents(args.documents)
     cpus = os.cpu_count() or 1
     bin_dir = str(Path(sys.executable).parent)
     rows: list[dict] = []
@@ -249,8 +251,10 @@ def report(args, rows: list[dict], docs_text: str, cpus: int, line: str, before:
             f"jobs**: `uptime` before: `{before}`; after: `{after}`.\n\n"
             f"Sustainable throughput (p99 <= 1 s, <= 1% failed): {summary}{ratio}.\n\n{table}")
     print(body)
-    write_section("serve", "Serving: infersweep serve vs mlflow models serve (bench/serve.py)",
-                  f"python bench/serve.py --seconds {args.seconds:g} --mlflow-workers {args.mlflow_workers}", body, line)
+    title = f"Serving {docs_text.split(' ', 1)[1]}: infersweep serve vs mlflow models serve (bench/serve.py)"
+    write_section(f"serve-{args.documents}", title,
+                  f"python bench/serve.py --seconds {args.seconds:g} --documents {args.documents} "
+                  f"--mlflow-workers {args.mlflow_workers}", body, line)
 
 
 if __name__ == "__main__":
