@@ -178,6 +178,7 @@ def main() -> None:
     parser.add_argument("--rates", default=",".join(map(str, DEFAULT_RATES)), help="requests/s, rising")
     parser.add_argument("--mlflow-workers", type=int, default=1, help="mlflow models serve --workers (its default 1)")
     parser.add_argument("--batch-wait-ms", type=float, default=10.0)
+    parser.add_argument("--max-queue", type=int, default=64, help="infersweep serve --max-queue")
     parser.add_argument("--documents", choices=("cnn", "sample"), default="cnn",
                         help="CNN/DailyMail articles (when the shared file is present) or the shorter bundled sample")
     parser.add_argument("--only", choices=("mlflow", "infersweep"), default=None)
@@ -208,7 +209,7 @@ def main() -> None:
             "infersweep": lambda port: Server(
                 "infersweep serve",
                 [sys.executable, "-m", "infersweep", "serve", model_uri, "--tracking-uri", uri, "--port", str(port),
-                 "--batch-wait-ms", str(args.batch_wait_ms)],
+                 "--batch-wait-ms", str(args.batch_wait_ms), "--max-queue", str(args.max_queue)],
                 "/health", port, env, tmp / "infersweep.log"),
         }
         for name, start in servers.items():
@@ -244,7 +245,8 @@ def report(args, rows: list[dict], docs_text: str, cpus: int, line: str, before:
             if mine[names[0]] > 0) + " (target: 2.5x sustainable)"
     body = (f"The quickstart's usual champion (MiniLM extractive, onnxruntime int8_dynamic, batch 8, {cpus} CPUs) "
             f"registered once and served by `mlflow models serve --env-manager local --workers {args.mlflow_workers}` "
-            f"and by `infersweep serve` (defaults: one replica, max batch 8, wait {args.batch_wait_ms:g} ms), one at a "
+            f"and by `infersweep serve` (one replica, max batch 8, wait {args.batch_wait_ms:g} ms, queue "
+            f"{args.max_queue}), one at a "
             f"time, on 127.0.0.1. Open-loop Poisson arrivals, one document per request ({docs_text}), "
             f"{args.seconds:g} s (at most {args.max_requests} requests) per rate, rates rising until the server "
             f"saturated. The load generator (aiohttp) runs on the same machine. **The machine was shared with other "

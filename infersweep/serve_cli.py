@@ -38,7 +38,8 @@ def serve(
                                                                    "(default: the trial's batch size)"),
     batch_wait_ms: float = typer.Option(10.0, min=0, help="longest wait for a batch to fill"),
     cpus: Optional[float] = typer.Option(None, help="CPUs per replica (default: the trial's)"),
-    max_queue: int = typer.Option(256, min=1, help="requests in the server at once; beyond: 503 + Retry-After"),
+    max_queue: int = typer.Option(64, min=1, help="requests in the server at once; beyond: 503 + Retry-After "
+                                               "(a full queue should wait less than clients do)"),
     max_document_tokens: int = typer.Option(8192, min=16, help="longest document accepted, in tokens"),
     sweep: Optional[str] = typer.Option(None, help="the sweep whose trial id MODEL is"),
     storage: str = typer.Option(DEFAULT_STORAGE, help=STORAGE_HELP),

@@ -18,7 +18,7 @@ class ServeConfig(BaseModel):
     max_replicas: Optional[int] = Field(None, ge=1)
     cpus_per_replica: float = Field(1.0, gt=0)
     gpus_per_replica: float = Field(0.0, ge=0)
-    max_queue: int = Field(256, ge=1, description="requests in the server at once; the next gets 503")
+    max_queue: int = Field(64, ge=1, description="requests in the server at once; the next gets 503")
     retry_after_s: float = Field(1.0, gt=0)
     max_body_bytes: int = Field(4 * 2**20, ge=1024)
     max_documents: int = Field(256, ge=1, description="documents per request")
