@@ -5,6 +5,7 @@ import typer
 
 from infersweep.errors import user_errors
 from infersweep.options import SPECS_DIR
+from infersweep.profile_cli import profile
 from infersweep.registry_cli import promote, summarize, ui
 from infersweep.report_cli import report
 from infersweep.sensitivity_cli import sensitivity
@@ -18,7 +19,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Find the fastest, smallest variant of a summarization model that keeps its ROUGE.")
 
 # every command ends on an InfersweepError the same way, here: one red line and its exit code
-for command in (trial, validate, launch, resume, quickstart, status, ui, promote, summarize, report, sensitivity, serve):
+for command in (trial, validate, launch, resume, quickstart, status, ui, promote, summarize, report, sensitivity,
+                profile, serve):
     app.command()(user_errors(command))
 
 

@@ -20,7 +20,6 @@ __all__ = ["serve"]
 
 console = Console()
 READY_TIMEOUT_S = 900
-TRIAL_DIRS = (".infersweep/trials",)  # where `infersweep trial` writes
 
 
 def serve(
@@ -131,22 +130,16 @@ def _variant(target: str, sweep: str | None, storage: str, tracking_uri: str | N
 
 
 def _trial_report(target: str, sweep: str | None, storage: str):
+    """The report of a trial folder, or of the trial whose id `target` is (sweeps.results.find_trial)."""
+    from infersweep.sweeps.results import find_trial
+    from infersweep.trials.runner import DEFAULT_OUT
     from infersweep.trials.spec import TrialReport
 
-    candidates = [Path(target) / "report.json"]
-    if sweep:
-        from infersweep.sweeps.state import load_saved
-        from infersweep.sweeps.trainable import trials_dir
-
-        candidates = [trials_dir(load_saved(sweep, storage)) / target / "report.json"]
-    elif "/" not in target:
-        candidates += sorted(Path(storage).expanduser().glob(f"*/trials/{target}/report.json"))
-        candidates += [Path(d) / target / "report.json" for d in TRIAL_DIRS]
-    found = [p for p in candidates if p.is_file()]
-    if not found:
-        fail(f"no model or trial {target!r}: pass models:/NAME@ALIAS, a trial folder, or a trial id "
-             f"(with --sweep NAME when it is not under {storage})")
-    report = TrialReport.from_json(found[0].read_text())
+    folder = Path(target)
+    if (folder / "report.json").is_file():
+        report = TrialReport.from_json((folder / "report.json").read_text())
+    else:
+        report = find_trial(target, storage, sweep, DEFAULT_OUT).report
     if report.status != "ok":
         fail(f"trial {target} did not finish ({report.status}: {report.reason}); serve a trial that did")
     return report

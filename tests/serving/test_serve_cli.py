@@ -11,7 +11,7 @@ def serve(*args):
 def test_an_unknown_trial_id_is_one_line_exit_2(tmp_path):
     result = serve("0123456789ab", "--storage", str(tmp_path))
     assert result.exit_code == 2, result.output
-    assert "no model or trial '0123456789ab'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "no trial '0123456789ab'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_an_unknown_registered_model_is_one_line_exit_1(tmp_path):

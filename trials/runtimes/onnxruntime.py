@@ -126,6 +126,11 @@ class OnnxRuntimeRuntime(Runtime):
                     f"installed): {GPU_HINT}")
         return None
 
+    def profile(self, engine, spec, run, trace: Path) -> dict[str, tuple[float, int]]:
+        from infersweep.trials.profile import ort_operators
+
+        return ort_operators(engine, spec, run, trace)
+
     def prepare(self, model: PreparedModel, spec, workdir: Path):
         log = CacheLog()
         recipe = recipe_for(self, spec)
