@@ -9,6 +9,7 @@ from infersweep.profile_cli import profile
 from infersweep.registry_cli import promote, summarize, ui
 from infersweep.report_cli import report
 from infersweep.sensitivity_cli import sensitivity
+from infersweep.serve_cli import serve
 from infersweep.sweep_cli import launch, quickstart, resume, status, validate
 from infersweep.trial_cli import trial
 
@@ -19,7 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 # every command ends on an InfersweepError the same way, here: one red line and its exit code
 for command in (trial, validate, launch, resume, quickstart, status, ui, promote, summarize, report, sensitivity,
-                profile):
+                profile, serve):
     app.command()(user_errors(command))
 
 
