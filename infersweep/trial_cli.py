@@ -51,6 +51,8 @@ def trial(
                                                    "are cut (default 1024); seq2seq: generation.max_input_tokens"),
     out: Optional[Path] = typer.Option(None, help="trial directory (default .infersweep/trials/ID)"),
     as_json: bool = typer.Option(False, "--json", help="print the JSON report instead of a table"),
+    profile: bool = typer.Option(False, "--profile", help="then profile the variant with its runtime's own "
+                                 "profiler: top operators by self time, trace.json in the trial directory"),
 ):
     """Run one trial and print its latency, memory and ROUGE."""
     quiet_libraries()
@@ -81,7 +83,21 @@ def trial(
         print(report.to_json())
     else:
         print_report(report, where)
+    if profile:
+        _profile(report, where.parent, as_json)
     raise typer.Exit(0 if report.status in ("ok", "infeasible") else 1)
+
+
+def _profile(report, folder: Path, as_json: bool) -> None:
+    """`--profile`: the trial's variant under its runtime's profiler (a trial that did not end ok
+    is an error saying so); with --json the table goes to stderr, stdout stays the report."""
+    from infersweep.profile_cli import print_profile
+    from infersweep.trials.profile import profile_report
+
+    where = Console(stderr=True) if as_json else console
+    with where.status(f"profiling {report.spec.short_name()}..."):
+        result = profile_report(report, folder)
+    print_profile(result, where=where)
 
 
 def _check_inputs(spec) -> None:

@@ -9,8 +9,8 @@ from infersweep.sweeps.spec import SweepSpec
 from infersweep.sweeps.trainable import SPEC_ID
 
 __all__ = ["ConstrainedOptunaSearch", "DistinctTrialsStopper", "distinct_target", "missing_trials", "num_samples",
-           "optuna_space", "release_stale_trials", "sampler", "searcher", "study_name", "study_storage",
-           "trials_to_show"]
+           "optuna_space", "release_stale_trials", "sampler", "searcher", "startup_design", "startup_trials",
+           "study_name", "study_storage", "trials_to_show"]
 
 
 class ConstrainedOptunaSearch(OptunaSearch):
@@ -58,14 +58,57 @@ def sampler(sweep: SweepSpec):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(6, max(3, sweep.search.num_trials // 4)),
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials(sweep),
                                              warn_independent_sampling=False)
     if algorithm == "nsga2":
         # the default population (50) would be random search for small budgets
         population = max(4, min(50, sweep.search.num_trials // 3))
         return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True,
-                                      n_startup_trials=min(6, max(2, sweep.search.num_trials // 3)))
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup_trials(sweep))
+
+
+def startup_trials(sweep: SweepSpec) -> int:
+    """How many trials the model-based samplers (gp, tpe) take before their model steers."""
+    if sweep.search.algorithm == "gp":
+        return min(6, max(3, sweep.search.num_trials // 4))
+    if sweep.search.algorithm == "tpe":
+        return min(6, max(2, sweep.search.num_trials // 3))
+    return 0
+
+
+def startup_design(sweep: SweepSpec) -> list[dict]:
+    """The model-based samplers' first points: a balanced (Latin hypercube) design over the
+    sampler's parameters, in place of independent random draws.
+
+    Each parameter's values are spread evenly over the startup points (every value once before any
+    twice), shuffled per parameter with the sweep's seed. Random startup points can all land on one
+    batch size or one runtime; the model then starts from one corner and a small budget misses
+    frontier points elsewhere (bench/search.py: worst seed 0.85 of the grid's hypervolume with
+    random startup, 0.93 with this design, at 25% of the grid).
+    """
+    import random
+
+    count = startup_trials(sweep)
+    if not count:
+        return []
+    rng = random.Random(sweep.search.seed)
+    axes = feasible_space(sweep).axes()
+    count = min(count, len(feasible_space(sweep).grid()))
+    for _ in range(100):  # reshuffle until no point repeats (a repeat would be a wasted startup trial)
+        columns = {name: _balanced_column(values, count, rng) for name, values in axes.items()}
+        design = [{name: column[i] for name, column in columns.items()} for i in range(count)]
+        if len({tuple(point.values()) for point in design}) == count:
+            break
+    return list({tuple(point.values()): point for point in design}.values())
+
+
+def _balanced_column(values, count: int, rng) -> list:
+    """`count` values, each of `values` as often as the others (±1), in random order."""
+    levels = list(values)
+    rng.shuffle(levels)
+    column = (levels * (count // len(levels) + 1))[:count]
+    rng.shuffle(column)
+    return column
 
 
 def distinct_target(sweep: SweepSpec) -> int:
@@ -163,8 +206,19 @@ def searcher(sweep: SweepSpec, constraint_keys: list[str]):
         storage=storage,
         constraint_keys=constraint_keys,
     )
+    study = optuna.load_study(study_name=study_name(sweep), storage=storage)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.load_study(study_name=study_name(sweep), storage=storage).set_metric_names(
-            [o.metric for o in sweep.objectives])
+        study.set_metric_names([o.metric for o in sweep.objectives])
+    _enqueue_startup(sweep, study)
     return ConcurrencyLimiter(search, max_concurrent=sweep.search.max_concurrent)
+
+
+def _enqueue_startup(sweep: SweepSpec, study) -> None:
+    """Queue what the startup design still lacks: a study warm-started with earlier results counts
+    them as startup points; a resumed one has its design queued or run already."""
+    trials = study.get_trials(deepcopy=False)
+    taken = [trial.params or trial.system_attrs.get("fixed_params", {}) for trial in trials]
+    wanted = [point for point in startup_design(sweep) if point not in taken]
+    for point in wanted[:max(0, startup_trials(sweep) - len(trials))]:
+        study.enqueue_trial(point, skip_if_exists=True)

@@ -109,3 +109,25 @@ def load_summarizer(model_uri: str, uri: str | None = None):
     store.client(store.resolve_uri(uri))
     with quiet_mlflow():
         return mlflow.pyfunc.load_model(model_uri)
+
+
+VARIANT_ARTIFACT = "variant"
+
+
+def download_variant(model_uri: str, uri: str | None = None, dst: str | Path | None = None) -> Path:
+    """The saved variant (trials/package.py) of a logged or registered summarizer, on local disk:
+    `models:/NAME@ALIAS`, `models:/NAME/VERSION` or `runs:/RUN_ID/summarizer`. Served without the
+    pyfunc wrapper, by the same `Summarizer` the wrapper calls."""
+    import mlflow.artifacts
+
+    from infersweep.trials.package import SPEC_FILE
+
+    store.client(store.resolve_uri(uri))
+    with quiet_mlflow():
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri,
+                                                         dst_path=str(dst) if dst else None))
+    variant = local / "artifacts" / VARIANT_ARTIFACT
+    if not (variant / SPEC_FILE).is_file():
+        raise FileNotFoundError(f"{model_uri} is not an infersweep summarizer (no artifacts/{VARIANT_ARTIFACT}/"
+                                f"{SPEC_FILE}); promote one with `infersweep promote`")
+    return variant

@@ -222,6 +222,14 @@ class SweepRuns:
         if run is not None and Path(directory).exists():
             self.client.log_artifacts(run.info.run_id, str(directory), "model")
 
+    def log_profile(self, trial_id: str, files: list[Path]) -> str | None:
+        """Attach a profile's files (operator table, trace) to the trial's run under `profile/`;
+        the run's id, or None where the trial has no run (then nothing is logged)."""
+        run_id = self.run_id_of(trial_id)
+        for path in files if run_id else ():
+            self.client.log_artifact(run_id, str(path), "profile")
+        return run_id
+
     def run_id_of(self, trial_id: str) -> str | None:
         run = self._find("trial", trial_id)
         return run.info.run_id if run else None

@@ -23,22 +23,53 @@ class Hardware:
     def cpu_has_bf16(self) -> bool:
         return bool({"avx512_bf16", "amx_bf16"} & self.cpu_flags)
 
+    @property
+    def isa(self) -> str:
+        """The CPU's int8 instruction-set profile (`isa_profile`)."""
+        return isa_profile(self.cpu_flags)
+
     def as_dict(self) -> dict:
         d = asdict(self)
-        d["cpu_flags"] = sorted(f for f in self.cpu_flags if f.startswith(("avx", "amx", "vnni")))
+        d["cpu_flags"] = sorted(f for f in self.cpu_flags if f.startswith(("avx", "amx", "vnni", "asimd")))
+        d["isa"] = self.isa
         d["gpu_compute_capability"] = ".".join(map(str, self.gpu_compute_capability))
         return d
+
+
+#: int8 instruction-set profiles, best first: what decides how int8 weights and activations are stored
+#: (trials.runtimes.ort_recipes.ORT_INT8_BY_ISA) -- AMX tiles; AVX512 or AVX (VEX) VNNI, whose
+#: VPDPBUSD sums u8 x s8 products straight into int32; AVX512 or AVX2 without VNNI, whose VPMADDUBSW
+#: adds pairs of u8 x s8 products in saturating int16; 64-bit ARM (NEON; SDOT/UDOT with `asimddp`).
+ISA_PROFILES = ("amx", "avx512_vnni", "avx_vnni", "avx512", "avx2", "arm64", "generic")
+_ISA_FLAGS = (("amx", {"amx_int8"}), ("avx512_vnni", {"avx512_vnni", "avx512vnni"}), ("avx_vnni", {"avx_vnni"}),
+              ("avx512", {"avx512f", "avx512bw"}), ("avx2", {"avx2"}))
+
+
+def isa_profile(cpu_flags, machine: str = "") -> str:
+    """The best int8 profile (one of ISA_PROFILES) that CPU flags (/proc/cpuinfo's) and the machine
+    name (platform.machine()) show; 'generic' when none does."""
+    flags = {f.lower() for f in cpu_flags}
+    for profile, needs in _ISA_FLAGS:
+        if flags & needs:
+            return profile
+    if machine.lower() in ("aarch64", "arm64") or "asimd" in flags:
+        return "arm64"
+    return "generic"
+
+
+#: where the CPU's model and flags are read from (Linux)
+CPUINFO = "/proc/cpuinfo"
 
 
 def _cpu_info() -> tuple[str, frozenset[str]]:
     model, flags = platform.processor() or platform.machine(), frozenset()
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(CPUINFO) as f:
             for line in f:
                 key, _, value = line.partition(":")
                 if key.strip() == "model name" and model in ("", platform.machine()):
                     model = value.strip()
-                elif key.strip() == "flags" and not flags:
+                elif key.strip() in ("flags", "Features") and not flags:  # x86, ARM
                     flags = frozenset(value.split())
     except OSError:
         pass

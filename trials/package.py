@@ -58,6 +58,15 @@ def write_variant(adapter, spec: TrialSpec, directory: Path, source: TrialSpec |
     return directory
 
 
+def variant_spec(directory: str | Path) -> TrialSpec:
+    """The settings a saved variant is served with (its trial's batch size, runtime, device, cpus),
+    without loading it."""
+    path = Path(directory) / SPEC_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory} is not a saved variant (no {SPEC_FILE})")
+    return TrialSpec.model_validate(json.loads(path.read_text())["spec"])
+
+
 class Summarizer:
     """Load a saved variant and summarize documents with it."""
 

@@ -173,19 +173,8 @@ class QualityEvaluator:
     sequential evaluation extends a trial with it, one build for every round."""
 
     def __init__(self, spec: TrialSpec, workdir: Path):
-        from infersweep.trials import runtimes
-        from infersweep.trials.models import get_adapter
-
-        pin_threads(spec.cpus)
         self.spec = spec
-        examples = load_examples(spec.dataset, spec.document_field, spec.summary_field)
-        plan = slices(examples, spec.n, CALIBRATION_DOCS, spec.seed)
-        resolved, _ = with_summary_length(spec, plan)
-        self.adapter = get_adapter(spec.task)(resolved)
-        calibration_docs = [e.document for e in plan.calibration]
-        prune_model(self.adapter, spec, calibration_docs)
-        self.engine = runtimes.prepare(self.adapter.prepared_model(calibration_docs), spec, Path(workdir))
-        self.adapter.module = None
+        self.adapter, self.engine, _ = build_engine(spec, workdir)
 
     def scores(self, examples: list[Example]) -> dict[str, list[float]]:
         """Per-document ROUGE on `examples`, in their order."""
@@ -195,6 +184,25 @@ class QualityEvaluator:
 
     def close(self) -> None:
         self.engine.close()
+
+
+def build_engine(spec: TrialSpec, workdir: Path) -> tuple:
+    """(adapter, engine, evaluation examples): the spec's variant built as its trial built it (same
+    slices, summary length, pruning and calibration, the artifact cache), threads pinned, the
+    source weights dropped. For whatever runs the variant again (quality rounds, the profiler)."""
+    from infersweep.trials import runtimes
+    from infersweep.trials.models import get_adapter
+
+    pin_threads(spec.cpus)
+    examples = load_examples(spec.dataset, spec.document_field, spec.summary_field)
+    plan = slices(examples, spec.n, CALIBRATION_DOCS, spec.seed)
+    resolved, _ = with_summary_length(spec, plan)
+    adapter = get_adapter(spec.task)(resolved)
+    calibration_docs = [e.document for e in plan.calibration]
+    prune_model(adapter, spec, calibration_docs)
+    engine = runtimes.prepare(adapter.prepared_model(calibration_docs), spec, Path(workdir))
+    adapter.module = None
+    return adapter, engine, plan.evaluation
 
 
 def calibration_examples(spec: TrialSpec) -> list[Example]:

@@ -82,6 +82,9 @@ class ExtractiveSettings(BaseModel):
                                "(a value other than 3 is taken as summary_length when that is auto)")
     max_sentence_tokens: int = Field(128, ge=8, le=512)
     micro_batch_sentences: int = Field(64, ge=1)
+    padding_buckets: bool = Field(True, description="cut the length-sorted sentences into forwards where "
+                                  "the padding saved outweighs another forward (false: every "
+                                  "micro_batch_sentences sentences)")
 
 
 DEFAULT_SYSTEM_PROMPT = "You are a careful news editor. You write short, factual summaries."
@@ -249,6 +252,9 @@ class TrialSpec(BaseModel):
         # likewise the causal task's settings, which came later still: left out at their defaults
         if self.causal == CausalSettings():
             del fields["causal"]
+        # and padding_buckets, later again: at its default, the ids of the specs before it
+        if self.extractive.padding_buckets:
+            del fields["extractive"]["padding_buckets"]
         canon = json.dumps(fields, sort_keys=True)
         return hashlib.sha1(canon.encode()).hexdigest()[:12]
 

@@ -112,6 +112,7 @@ def check_ray_cluster_spec(spec: dict, context: str) -> None:
     assert head["rayStartParams"]["num-cpus"] == "0"
     (head_container,) = containers(head["template"])
     ports = {p["name"]: p["containerPort"] for p in head_container["ports"]}
+    assert ports.pop("serve", 8000) == 8000, f"{context}: Ray Serve's HTTP port (infersweep serve) is 8000"
     assert ports == {"gcs-server": 6379, "dashboard": 8265, "client": 10001}
     env = env_of(head_container)
     for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):

@@ -30,15 +30,35 @@ def test_a_cpu_sweep_rules_out_what_cannot_run_there_with_its_reason():
     assert ("torch", "fp16", "none") in ruled and "fp16 runs on cuda" in ruled[("torch", "fp16", "none")]
     assert ("onnxruntime", "bf16", "none") in ruled
     assert ("torch", "fp32", "none") in runnable and ("onnxruntime", "int8_dynamic", "structured:0.2") in runnable
-    assert len(runnable) + len(ruled) == 2 * 4 * 3  # every combination is one or the other
+    assert len(runnable) + len(ruled) == 3 * 4 * 3  # every combination is one or the other
     for point in space.grid():  # every point the sampler can be given runs
         assert check(sweep.trial_spec(point), CPU_ONLY) is None, point
     assert len(space.grid()) == len(runnable) * 2
     lines = space.describe()
-    assert f"{len(runnable)} of 24 combinations" in lines[0]
+    assert f"{len(runnable)} of 36 combinations" in lines[0]
     torch_fp16 = [line for line in lines if "torch/fp16" in line]
     # one line per reason; a (runtime, precision) out with every pruning choice is shown once
     assert len(torch_fp16) == 1 and "ruled out torch/fp16/*: runtime 'torch' has no fp16" in torch_fp16[0]
+
+
+def test_the_quickstart_offers_openvino_where_it_is_installed():
+    """The vendor runtimes compete in the quickstart: openvino points where its extra is installed
+    (here: `make install` installs it), ruled out with the install command where it is not."""
+    from infersweep.trials.runtimes import get_runtime
+    from infersweep.trials.runtimes.base import missing_requirement
+
+    sweep = load_sweep_spec(SPECS_DIR / "quickstart.yaml")
+    assert "openvino" in sweep.space.runtime
+    space = feasible_space(sweep, detect())
+    openvino = [v for v in space.variants if v.startswith("openvino/")]
+    if missing_requirement(get_runtime("openvino")) is None:
+        assert {"openvino/fp32/none", "openvino/fp32/structured:0.2"} <= set(openvino)
+        assert any(point.get("runtime", point.get("variant", "")).startswith("openvino") for point in space.grid())
+    else:
+        assert not openvino
+        reasons = [r.reason for r in space.ruled_out if r.runtime == "openvino" and r.precision == "fp32"]
+        assert reasons and "pip install" in reasons[0]
+    assert sweep.search.num_trials == 12  # more runtimes, not more trials
 
 
 def test_a_gpu_sweep_uses_the_gpu_tables_and_leaves_package_checks_to_the_workers(tmp_path):

@@ -71,7 +71,9 @@ def test_the_bundled_sweeps_keep_their_pinned_ids():
     for name, baseline_id, grid_size, grid_digest in [("quickstart.yaml", "aff02619fcfd", 48, "1e8fb4bf92d4"),
                                                       ("bart-cnn.yaml", "598a993a792a", 120, "4515bdaac0e6")]:
         sweep = load_sweep_spec(SPECS / name)
-        ids = sorted(sweep.trial_spec(point).trial_id() for point in sweep.space.grid())
+        # the quickstart's openvino points came later (issue 14): the others keep their ids
+        ids = sorted(sweep.trial_spec(point).trial_id() for point in sweep.space.grid()
+                     if point.get("runtime") != "openvino")
         assert sweep.baseline_spec().trial_id() == baseline_id
         assert len(set(ids)) == grid_size and hashlib.sha1(" ".join(ids).encode()).hexdigest()[:12] == grid_digest
 

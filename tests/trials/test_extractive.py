@@ -85,4 +85,62 @@ def _id_without_summary_length(spec) -> str:
     fields = spec.model_dump(mode="json")
     del fields["summary_length"]
     del fields["causal"]  # at its default: not hashed either (the causal task's settings came later)
+    del fields["extractive"]["padding_buckets"]  # likewise (later still)
     return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def test_plan_chunks_cuts_where_padding_costs_more_than_a_forward():
+    from infersweep.trials.models.extractive import FORWARD_COST_TOKENS, plan_chunks
+
+    lengths = [12, 100, 11, 98, 10, 99]
+    plain = plan_chunks(lengths, max_rows=64, bucket=False)
+    assert plain == [[4, 2, 0, 3, 5, 1]]  # one forward, every row padded to 100
+    bucketed = plan_chunks(lengths, max_rows=64)
+    assert bucketed == [[4, 2, 0], [3, 5, 1]]  # the short ones no longer padded to 100
+    assert sorted(r for c in bucketed for r in c) == list(range(6))
+    # similar lengths: another forward would cost more than the padding it saves
+    assert plan_chunks([20, 21, 22, 23], max_rows=64) == [[0, 1, 2, 3]]
+    assert 4 * 3 < FORWARD_COST_TOKENS
+    # never more than max_rows in a forward
+    assert max(len(c) for c in plan_chunks([30] * 10, max_rows=4)) == 4
+    assert plan_chunks([], max_rows=4) == []
+
+
+@pytest.fixture(scope="module")
+def sample_documents():
+    from infersweep.trials.data import load_examples
+
+    return [e.document for e in load_examples("sample")[:4]]
+
+
+def test_padding_buckets_keep_the_summaries_and_pad_less(sample_documents):
+    import torch
+
+    from infersweep.trials import TrialSpec
+    from infersweep.trials.models.extractive import ExtractiveSummarizer
+
+    results = {}
+    for bucket in (False, True):
+        adapter = ExtractiveSummarizer(TrialSpec(summary_length="3", extractive={"padding_buckets": bucket}))
+        for batch_size in (1, 4):
+            batches = adapter.batches(sample_documents, batch_size)
+            with torch.inference_mode():
+                embeddings = [adapter.embed_batch(b, adapter.module) for b in batches]
+                summaries = [s for b in batches for s in adapter.summarize_batch(b, adapter.module)]
+            real, computed = map(sum, zip(*(b.token_counts() for b in batches)))
+            results[bucket, batch_size] = (embeddings, summaries, 1 - real / computed)
+    for batch_size in (1, 4):
+        (old_emb, old_sum, old_pad), (new_emb, new_sum, new_pad) = results[False, batch_size], results[True, batch_size]
+        assert new_sum == old_sum
+        for old, new in zip(old_emb, new_emb):
+            np.testing.assert_allclose(new, old, atol=2e-5)
+        assert new_pad < old_pad, (batch_size, old_pad, new_pad)
+    assert results[True, 1][2] < 0.7 * results[False, 1][2]  # one document per batch: a third of it gone, at least
+
+
+def test_padding_buckets_keep_old_trial_ids():
+    from infersweep.trials import TrialSpec
+
+    assert TrialSpec().trial_id() == "4461bcfacd4d"  # as before the setting (tests/trials/test_causal.py)
+    assert TrialSpec(extractive={"padding_buckets": True}).trial_id() == "4461bcfacd4d"
+    assert TrialSpec(extractive={"padding_buckets": False}).trial_id() != "4461bcfacd4d"

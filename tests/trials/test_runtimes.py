@@ -341,3 +341,33 @@ def test_int8_weights_use_7_bits_only_where_the_cpu_lacks_an_int8_dot_product():
     assert needs_reduce_range({"avx2", "fma"})  # AVX2 only: u8s8 pairs saturate in int16
     assert not needs_reduce_range({"avx2", "avx512f", "avx512_vnni"})
     assert not needs_reduce_range({"avx2", "avx_vnni"}) and not needs_reduce_range({"amx_int8"})
+
+
+def test_onnx_int8_dynamic_records_the_isa_profile_it_was_built_for(adapter, reference, cache_dir, tmp_path):
+    """The quantized graph follows this CPU's profile, and the artifact info says which."""
+    import json
+
+    import onnx
+
+    from infersweep.trials.hardware import detect
+    from infersweep.trials.runtimes.ort_recipes import ORT_INT8_BY_ISA
+
+    engine = _prepare(adapter, "onnxruntime", "int8_dynamic", tmp_path)
+    try:
+        info = engine.cache_info["quantization"]
+        assert info == {"isa": detect().isa, **ORT_INT8_BY_ISA[detect().isa]}
+        manifest = json.loads((engine.artifact_path.parent / "manifest.json").read_text())
+        assert manifest["parts"]["knobs"] == info  # a CPU with another profile gets its own cache entry
+        graph = onnx.load(str(engine.artifact_path))
+        weights = {t.name: t for t in graph.graph.initializer}
+        ops = {n.op_type for n in graph.graph.node}
+        quantized = [weights[n.input[1]] for n in graph.graph.node
+                     if n.op_type in ("MatMulInteger", "QAttention") and n.input[1] in weights]
+        assert "QAttention" in ops, ops
+        wanted = onnx.TensorProto.INT8 if info["weight_type"] == "QInt8" else onnx.TensorProto.UINT8
+        assert quantized and all(w.data_type == wanted for w in quantized)
+        widest = max(int(abs(onnx.numpy_helper.to_array(w).astype(int) - (128 if wanted == onnx.TensorProto.UINT8
+                                                                           else 0)).max()) for w in quantized)
+        assert (widest <= 64) == info["reduce_range"]  # 7-bit weights where the profile asks for them
+    finally:
+        engine.close()

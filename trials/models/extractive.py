@@ -59,6 +59,44 @@ class ExtractiveBatch:
     def size(self) -> int:
         return len(self.sentences)
 
+    def token_counts(self) -> tuple[int, int]:
+        """(real tokens, tokens the forwards compute: rows x padded length) over the chunks."""
+        real = sum(int(c.inputs["attention_mask"].sum()) for c in self.chunks)
+        return real, sum(c.inputs["attention_mask"].numel() for c in self.chunks)
+
+
+#: what one more forward costs, in padded tokens' worth of compute (the call, and the smaller
+#: matrices' lower efficiency); measured on MiniLM, 2 threads: see docs/decisions.md, "Less padding"
+FORWARD_COST_TOKENS = 64
+
+
+def plan_chunks(lengths: list[int], max_rows: int, bucket: bool = True) -> list[list[int]]:
+    """Rows (indices into `lengths`, each a sentence's token count) grouped into forwards of at most
+    `max_rows`, sentences of similar length together.
+
+    With `bucket`, the length-sorted sentences are cut where a cut saves more padding than a
+    forward costs (FORWARD_COST_TOKENS): the cuts minimizing rows x longest length per forward +
+    the forwards' cost, found exactly (dynamic programming over the sorted order). Without it, the
+    sorted order is cut every `max_rows` sentences.
+    """
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    if not bucket:
+        return [order[i:i + max_rows] for i in range(0, len(order), max_rows)]
+    sorted_lengths = [lengths[i] for i in order]
+    # best[j]: least cost of the first j sorted sentences; cut[j]: where its last forward starts
+    best, cut = [0.0] + [math.inf] * len(order), [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        longest = sorted_lengths[j - 1]
+        for i in range(max(0, j - max_rows), j):
+            cost = best[i] + (j - i) * longest + FORWARD_COST_TOKENS
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    chunks, j = [], len(order)
+    while j > 0:
+        chunks.append(order[cut[j]:j])
+        j = cut[j]
+    return chunks[::-1]
+
 
 def _embedding_head_class():
     import torch
@@ -134,10 +172,8 @@ class ExtractiveSummarizer:
         flat = [s for sents in per_doc for s in sents]
         lengths = [len(ids) for ids in self.tokenizer(flat, truncation=True,
                                                       max_length=self.settings.max_sentence_tokens)["input_ids"]]
-        order = sorted(range(len(flat)), key=lengths.__getitem__)  # similar lengths share a chunk
-        size = self.settings.micro_batch_sentences
-        chunks = [SentenceChunk(rows, self._tokenize([flat[r] for r in rows]))
-                  for rows in (order[i:i + size] for i in range(0, len(order), size))]
+        plan = plan_chunks(lengths, self.settings.micro_batch_sentences, self.settings.padding_buckets)
+        chunks = [SentenceChunk(rows, self._tokenize([flat[r] for r in rows])) for rows in plan]
         return ExtractiveBatch(per_doc, chunks)
 
     def embed_batch(self, batch: ExtractiveBatch, engine) -> np.ndarray:

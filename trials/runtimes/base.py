@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Union, runtime_checkable
 
+from infersweep.trials.errors import InfersweepError
 from infersweep.trials.precision import Precision
 
 __all__ = ["PreparedModel", "Engine", "GeneratingEngine", "Runtime", "Recipe", "Unsupported", "SupportTable",
+           "ProfilingUnsupported",
            "recipe_for", "precisions_for", "tasks_of", "devices_of", "min_cosine", "missing_requirement",
            "import_or_hint", "file_size_mb"]
 
@@ -58,6 +60,10 @@ class GeneratingEngine(Engine, Protocol):
     """An engine that decodes (seq2seq, causal): Hugging Face `generate` semantics."""
 
     def generate(self, **inputs) -> Any: ...
+
+
+class ProfilingUnsupported(InfersweepError, NotImplementedError):
+    """The runtime (or this engine of it) has no profiler hook; str() names what to use instead."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,15 @@ class Runtime(Protocol):
         return None
 
     def prepare(self, model: PreparedModel, spec, workdir: Path) -> Engine: ...
+
+    def profile(self, engine: Engine, spec, run: Callable[[], None], trace: Path) -> dict[str, tuple[float, int]]:
+        """Call `run()` (a few warm batches through `engine`) under this runtime's own profiler,
+        write its Chrome trace to `trace`, and return {operator: (self time in ms, calls)}.
+        trials/profile.py holds the torch and ONNX Runtime profilers a runtime can name here."""
+        raise ProfilingUnsupported(
+            f"runtime {self.name!r} has no profiler hook yet: profile the same variant on runtime 'torch' or "
+            f"'onnxruntime' (infersweep trial --runtime torch --profile ...), or add a profile() method to "
+            f"{type(self).__name__}")
 
 
 def _entry(runtime: Runtime, task: str, device: str, precision) -> Recipe | Unsupported | None:

@@ -6,8 +6,9 @@ The pipeline, each step a cache entry keyed on the one before it:
     fuse     onnxruntime.transformers optimizer (Attention, EmbedLayerNorm,    model.onnx
              SkipLayerNorm, BiasGelu for BERT-family encoders)
     quantize per precision, on the fused graph:                                model.onnx
-             int8_dynamic  quantize_dynamic, per-channel int8 weights (QAttention,
-                           DynamicQuantizeMatMul); per-tensor weights lose ~4% cosine
+             int8_dynamic  quantize_dynamic (QAttention, DynamicQuantizeMatMul), options by the
+                           CPU's ISA profile (ort_recipes.ORT_INT8_BY_ISA): per-channel weights
+                           (per-tensor loses ~4% cosine), s8, 7-bit where there is no VNNI
              int8_static   QDQ, MinMax per-channel, calibrated on the calibration slice;
                            MatMuls fed by GELU stay float (their outliers break the scale)
              int4_weight   MatMulNBits, 4-bit blocks of 32, int8 compute (accuracy_level 4)
@@ -130,6 +131,11 @@ class OnnxRuntimeRuntime(Runtime):
                     f"installed): {GPU_HINT}")
         return None
 
+    def profile(self, engine, spec, run, trace: Path) -> dict[str, tuple[float, int]]:
+        from infersweep.trials.profile import ort_operators
+
+        return ort_operators(engine, spec, run, trace)
+
     def prepare(self, model: PreparedModel, spec, workdir: Path):
         log = CacheLog()
         recipe = recipe_for(self, spec)
@@ -144,9 +150,14 @@ class OnnxRuntimeRuntime(Runtime):
             from infersweep.trials.runtimes.onnx_seq2seq_export import build_seq2seq_graphs
 
             folder = build_seq2seq_graphs(model, spec.precision, recipe, ArtifactCache(), log)
-            return OrtSeq2SeqEngine(folder, spec, model, log.info())
+            return OrtSeq2SeqEngine(folder, spec, model, _artifact_info(log, recipe))
         path = build_ort_model(model, spec.precision, recipe, ArtifactCache(), log)
-        return OrtEngine(path, spec, model, log.info())
+        return OrtEngine(path, spec, model, _artifact_info(log, recipe))
+
+
+def _artifact_info(log: CacheLog, recipe: Recipe) -> dict:
+    """The cache steps, and the precision step's options (int8: the CPU's ISA profile and what it chose)."""
+    return {**log.info(), **({"quantization": dict(recipe.knobs)} if recipe.knobs else {})}
 
 
 def build_ort_model(model: PreparedModel, precision: str, recipe: Recipe, cache: ArtifactCache,

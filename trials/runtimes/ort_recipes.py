@@ -12,30 +12,49 @@ from pathlib import Path
 
 from infersweep.trials.runtimes.base import PreparedModel
 
-__all__ = ["GPU_HINT", "ORT_LIBS", "INT8_DOT_FLAGS", "needs_reduce_range", "INT8_DYNAMIC", "INT8_STATIC",
+__all__ = ["GPU_HINT", "ORT_LIBS", "ORT_INT8_BY_ISA", "int8_options", "needs_reduce_range", "INT8_DYNAMIC", "INT8_STATIC",
            "INT4_WEIGHT", "FP16", "session_options", "default_providers", "spinning_default", "quiet",
            "quantize_dynamic", "quantize_static", "quantize_int4", "convert_fp16", "calibration_fingerprint",
            "as_numpy", "np_dtype", "cuda_index"]
 
 GPU_HINT = "pip install 'infersweep[gpu]' (onnxruntime-gpu instead of onnxruntime)"
 ORT_LIBS = ("torch", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu")
-#: the precision steps' knobs (part of their cache keys)
-#: CPU features with an int8 dot product (u8 x s8 summed in int32); without one (AVX2 only), ORT's
-#: u8s8 kernels add pairs in int16 (vpmaddubsw), which saturates with 8-bit weights: those CPUs
-#: need 7-bit weights (`reduce_range`). Measured on an AVX2-only EPYC: tiny T5 int8_dynamic logits
-#: at cosine 0.990 to fp32 with 8-bit weights.
-INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"})
+#: ONNX Runtime int8 options per CPU profile (trials.hardware.isa_profile), after Optimum's
+#: AutoQuantizationConfig.{avx512_vnni, avx512, avx2, arm64}: activations u8 (ORT's dynamic
+#: quantization has no s8 activations), weights s8 or u8, per-channel (per-row) weight scales, and 7-bit
+#: weights where u8 x s8 pairs saturate: without an int8 dot product (AVX2, AVX512 without VNNI),
+#: ORT's u8s8 kernels add pairs of products in int16 (VPMADDUBSW), which saturates with 8-bit
+#: weights (measured on an AVX2-only EPYC: tiny T5 int8_dynamic logits at cosine 0.990 to fp32).
+#: Every profile quantizes the same operators: ORT's integer-op registry (MatMul, Attention, EmbedLayerNormalization, Gather, ...), as Optimum does by default.
+#: Why each choice, measured: docs/decisions.md, "ISA-aware int8 on ONNX Runtime".
+_VNNI = {"activation_type": "QUInt8", "weight_type": "QInt8", "per_channel": True, "reduce_range": False}
+ORT_INT8_BY_ISA = {
+    "amx": _VNNI,            # ORT's CPU provider runs AMX parts on its AVX512-VNNI kernels
+    "avx512_vnni": _VNNI,
+    "avx_vnni": _VNNI,
+    # no VNNI: VPMADDUBSW sums two u8 x s8 products in int16, 7-bit weights keep it from saturating
+    "avx512": {**_VNNI, "reduce_range": True},
+    "avx2": {**_VNNI, "reduce_range": True},
+    "arm64": _VNNI,          # u8s8 is as fast as u8u8 on big cores, faster on small ones (Optimum's note)
+    "generic": {**_VNNI, "reduce_range": True},  # the safe choice where nothing is known
+}
 
 
 def needs_reduce_range(cpu_flags=None) -> bool:
     """Whether int8 weights must use 7 bits on this CPU (no int8 dot-product instruction)."""
-    from infersweep.trials.hardware import detect
-
-    flags = detect().cpu_flags if cpu_flags is None else frozenset(cpu_flags)
-    return not (flags & INT8_DOT_FLAGS)
+    return int8_options(cpu_flags)["reduce_range"]
 
 
-INT8_DYNAMIC = {"per_channel": True, "weight_type": "QInt8", "reduce_range": needs_reduce_range()}
+def int8_options(cpu_flags=None) -> dict:
+    """The int8 options for a CPU with `cpu_flags` (this machine's when None), with its `isa` profile."""
+    from infersweep.trials.hardware import detect, isa_profile
+
+    profile = detect().isa if cpu_flags is None else isa_profile(cpu_flags)
+    return {"isa": profile, **ORT_INT8_BY_ISA[profile]}
+
+
+#: the precision steps' knobs (part of their cache keys)
+INT8_DYNAMIC = int8_options()
 INT8_STATIC = {"format": "QDQ", "per_channel": True, "activation_type": "QUInt8", "weight_type": "QInt8",
                "calibrate_method": "MinMax", "op_types": ["MatMul"], "exclude": "gelu-fed MatMul"}
 INT4_WEIGHT = {"bits": 4, "block_size": 32, "symmetric": True, "accuracy_level": 4}
@@ -79,18 +98,20 @@ def quiet():
         root.setLevel(level)
 
 
-def quantize_dynamic(src: Path, dst: Path, model: PreparedModel) -> dict:
+def quantize_dynamic(src: Path, dst: Path, model: PreparedModel, options: dict | None = None) -> dict:
+    """int8 weights, activations quantized at run time, with `options` (INT8_DYNAMIC: this CPU's)."""
     import onnx
     from onnxruntime.quantization import QuantType
     from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
 
+    options = INT8_DYNAMIC if options is None else options
     with quiet():
         # DefaultTensorType: onnx shape inference cannot type the outputs of ORT's fused
         # contrib ops (Attention, SkipLayerNorm); without it quantize_dynamic fails on them.
-        ort_quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True,
-                         reduce_range=INT8_DYNAMIC["reduce_range"],
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    return {"reduce_range": INT8_DYNAMIC["reduce_range"]}
+        ort_quantize_dynamic(src, dst, weight_type=QuantType[options["weight_type"]],
+                             per_channel=options["per_channel"], reduce_range=options["reduce_range"],
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return dict(options)
 
 
 class _Calibration:

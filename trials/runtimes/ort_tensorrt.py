@@ -57,6 +57,11 @@ class OrtTensorRTRuntime(Runtime):
             return f"onnxruntime_trt needs the onnxruntime-gpu package (only the CPU build is installed): {TRT_HINT}"
         return None
 
+    def profile(self, engine, spec, run, trace: Path) -> dict[str, tuple[float, int]]:
+        from infersweep.trials.profile import ort_operators
+
+        return ort_operators(engine, spec, run, trace)
+
     def prepare(self, model: PreparedModel, spec, workdir: Path) -> OrtEngine:
         log = CacheLog()
         exported = export_entry(model, ArtifactCache(), log)

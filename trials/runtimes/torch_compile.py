@@ -61,6 +61,11 @@ class TorchCompileRuntime(Runtime):
     slow_to_prepare = True  # a cold compile takes ~40-80 s on 2 cores
     requires = (("torch", "pip install torch"),)
 
+    def profile(self, engine, spec, run, trace: Path) -> dict[str, tuple[float, int]]:
+        from infersweep.trials.profile import torch_operators
+
+        return torch_operators(run, trace, spec.device)
+
     def prepare(self, model: PreparedModel, spec, workdir: Path) -> CompiledEngine:
         import torch
 

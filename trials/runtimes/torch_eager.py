@@ -49,6 +49,11 @@ class TorchEagerRuntime(Runtime):
                ("causal", "cpu"): TORCH_CAUSAL_CPU, ("causal", "cuda"): TORCH_CUDA}
     requires = (("torch", "pip install torch"),)
 
+    def profile(self, engine, spec, run, trace: Path) -> dict[str, tuple[float, int]]:
+        from infersweep.trials.profile import torch_operators
+
+        return torch_operators(run, trace, spec.device)
+
     def prepare(self, model: PreparedModel, spec, workdir: Path) -> TorchEngine:
         import torch
 

@@ -45,6 +45,11 @@ class TorchScriptRuntime(Runtime):
     caches_artifacts = True
     requires = (("torch", "pip install torch"),)
 
+    def profile(self, engine, spec, run, trace: Path) -> dict[str, tuple[float, int]]:
+        from infersweep.trials.profile import torch_operators
+
+        return torch_operators(run, trace, spec.device)
+
     def prepare(self, model: PreparedModel, spec, workdir: Path) -> TorchScriptEngine:
         import torch
 
