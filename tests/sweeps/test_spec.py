@@ -11,10 +11,20 @@ def write(tmp_path, text):
     return path
 
 
-@pytest.mark.parametrize("name", ["quickstart.yaml", "bart-cnn.yaml", "smollm2-cnn.yaml"])
+@pytest.mark.parametrize("name", ["quickstart.yaml", "bart-cnn.yaml", "smollm2-cnn.yaml", "llama-cnn.yaml"])
 def test_shipped_specs_validate(name):
     sweep = load_sweep_spec(SPECS / name)
     assert sweep.search.num_trials >= 1 and sweep.space.grid()
+
+
+def test_llama_sweep_keeps_mlperf_rouge_on_gpus():
+    """MLPerf Inference's summarization rule: >= 99% of the reference ROUGE, i.e. a drop <= 1%."""
+    sweep = load_sweep_spec(SPECS / "llama-cnn.yaml")
+    assert sweep.task == "causal" and sweep.model == "meta-llama/Llama-3.1-8B-Instruct"
+    assert constraint_violation("rouge_drop_pct <= 1.0", {"rouge_drop_pct": 1.5}) is not None
+    assert any(c.replace(" ", "") in ("rouge_drop_pct<=1.0", "rouge_drop_pct<=1") for c in sweep.constraints)
+    assert sweep.trial.device == "cuda" and sweep.resources.gpu == 1
+    assert sweep.baseline.precision == "fp32" and sweep.trial.causal.max_new_tokens == 128
 
 
 def test_quickstart_has_a_baseline_and_a_dozen_trials():

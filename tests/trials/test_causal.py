@@ -105,15 +105,10 @@ def test_torch_runs_causal_on_cpu_at_four_precisions():
     assert check(TrialSpec(task="causal", model="m"), CPU) is None
 
 
-@pytest.mark.parametrize("runtime", [name for name in RUNTIMES if name != "torch"])
+@pytest.mark.parametrize("runtime", [name for name in RUNTIMES if name not in ("torch", "onnxruntime")])
 def test_other_runtimes_say_they_do_not_run_causal(runtime):
     reason = check(TrialSpec(task="causal", model="m", runtime=runtime), CPU)
-    assert reason == f"runtime {runtime!r} does not run the causal task; use one of: torch"
-
-
-def test_structured_pruning_of_a_causal_lm_is_infeasible():
-    reason = check(TrialSpec(task="causal", model="m", pruning="structured", prune_ratio=0.2), CPU)
-    assert "for the causal task use 'unstructured' pruning" in reason
+    assert reason == f"runtime {runtime!r} does not run the causal task; use one of: torch, onnxruntime"
 
 
 # -- the adapter ------------------------------------------------------------------------------------
@@ -262,10 +257,10 @@ def test_trial_records_truncation(tiny_llama_dir, tmp_path):
     assert any(note.startswith("causal: 1 of 2 documents were cut") for note in report.notes)
 
 
-def test_causal_on_onnxruntime_is_infeasible_in_a_trial(tiny_llama_dir, tmp_path):
-    report = run_trial(causal_spec(tiny_llama_dir, runtime="onnxruntime"), tmp_path)
+def test_causal_on_openvino_is_infeasible_in_a_trial(tiny_llama_dir, tmp_path):
+    report = run_trial(causal_spec(tiny_llama_dir, runtime="openvino"), tmp_path)
     assert report.status == "infeasible"
-    assert "does not run the causal task; use one of: torch" in report.reason
+    assert "does not run the causal task; use one of: torch, onnxruntime" in report.reason
 
 
 def test_missing_llm_package_names_the_pip_command(monkeypatch, cache_dir):

@@ -70,7 +70,9 @@ class CausalSummarizer:
     task = "causal"
 
     def __init__(self, spec):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from infersweep.trials.pruning import load_causal_lm
 
         self.spec = spec
         self.settings = spec.causal
@@ -79,8 +81,8 @@ class CausalSummarizer:
         self.tokenizer.padding_side = "left"  # prompts end where generation starts
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
-        self.module = AutoModelForCausalLM.from_pretrained(
-            path, trust_remote_code=spec.trust_remote_code).float().eval()
+        # structurally pruned or not (a pruned variant records its layer shapes in its config)
+        self.module = load_causal_lm(path, trust_remote_code=spec.trust_remote_code).float().eval()
         self.config = self.module.config
         positions = getattr(self.config, "max_position_embeddings", None) or 10**9
         self.max_input_tokens = min(self.settings.max_input_tokens, positions - self.settings.max_new_tokens)

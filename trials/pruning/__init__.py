@@ -13,7 +13,8 @@ Modules, one concern each:
 
 - ``catalog``: the method table, MAX_PRUNE_RATIO and pruning_infeasible_reason (no torch import)
 - ``apply``: apply_pruning, the entry point that runs the method a spec names
-- ``layers``: the prunable Linears and BERT-layout layers, and cutting heads/neurons out of one
+- ``layers``: the prunable Linears, BERT-layout and Llama-layout layers, and cutting heads (key/value
+  groups under grouped-query attention) and neurons out of one
 - ``unstructured``, ``structured`` (with importance scores), ``semi_structured`` (2:4): the methods
 - ``checkpoint``: the shapes recorded in the config; saving and reloading a pruned model
 
@@ -22,7 +23,8 @@ Importers use this package (``from trials.pruning import X``); the names below a
 from infersweep.trials.pruning.apply import apply_pruning
 from infersweep.trials.pruning.catalog import (MAX_PRUNE_RATIO, PRUNING_METHODS, SEMI_STRUCTURED_MIN_CC,
                                     SEMI_STRUCTURED_PRECISIONS, pruning_infeasible_reason)
-from infersweep.trials.pruning.checkpoint import (CONFIG_KEY, attention_shape, load_encoder, pruned_layout,
+from infersweep.trials.pruning.checkpoint import (CONFIG_KEY, attention_shape, load_causal_lm, load_encoder,
+                                                  pruned_layout,
                                        reshape_to_layout, save_pruned)
 from infersweep.trials.pruning.layers import (Block, blocks, count_parameters, find_encoder, linear_sparsity,
                                    prunable_linears, prune_block)
@@ -44,6 +46,7 @@ __all__ = [
     "activation_importance",
     # checkpoint layout
     "CONFIG_KEY", "pruned_layout", "attention_shape", "reshape_to_layout", "save_pruned", "load_encoder",
+    "load_causal_lm",
     # 2:4 semi-structured
     "mask_2_4", "semi_structured_supported",
 ]

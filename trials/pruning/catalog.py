@@ -11,6 +11,8 @@ PRUNING_METHODS: dict[str, str] = {
     "capability >= 8.0, fp16/bf16); prune_ratio = fraction of Linear weights zeroed, at most 0.5",
 }
 MAX_PRUNE_RATIO = 0.95
+#: tasks whose models structured pruning cuts (BERT-layout encoders, Llama-layout decoders)
+STRUCTURED_TASKS = (None, "extractive", "causal")
 SEMI_STRUCTURED_MIN_CC = (8, 0)
 SEMI_STRUCTURED_PRECISIONS = ("fp16", "bf16")
 
@@ -22,9 +24,10 @@ def pruning_infeasible_reason(method: str, device: str, hardware, *, precision: 
 
     `hardware` is a trials.hardware.Hardware (cuda_available, gpu_compute_capability, gpu_name).
     """
-    if method == "structured" and task not in (None, "extractive"):
+    if method == "structured" and task not in STRUCTURED_TASKS:
         return (f"structured pruning removes heads and FFN neurons of BERT-layout encoders (the "
-                f"extractive task); for the {task} task use 'unstructured' pruning")
+                f"extractive task) and Llama-layout decoders (the causal task); for the {task} task "
+                "use 'unstructured' pruning")
     if method != "semi_structured_2_4":
         return None
     return _semi_structured_infeasible_reason(device, hardware, precision, ratio, runtime)

@@ -67,22 +67,24 @@ def save_pruned(module, path: str | Path, tokenizer=None) -> Path:
     return path
 
 
-def load_encoder(path: str | Path, **kwargs):
+def load_encoder(path: str | Path, auto=None, **kwargs):
     """Load a transformers encoder from `path`, structurally pruned or not.
 
-    An unpruned checkpoint (or a hub id) goes straight to ``AutoModel.from_pretrained``; one
-    whose config records ``structured_pruning`` is built from its config, reshaped to the
-    recorded layer sizes and loaded from its safetensors weights.
+    An unpruned checkpoint (or a hub id) goes straight to ``AutoModel.from_pretrained`` (`auto`:
+    another Auto class); one whose config records ``structured_pruning`` is built from its
+    config, reshaped to the recorded layer sizes and loaded from its safetensors weights.
     """
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoConfig
 
+    if auto is None:
+        from transformers import AutoModel as auto
     trust = kwargs.get("trust_remote_code", False)
     local = Path(path).is_dir()
     config = AutoConfig.from_pretrained(path, trust_remote_code=trust) if local else None
     layout = getattr(config, CONFIG_KEY, None) if config is not None else None
     if not layout:
-        return AutoModel.from_pretrained(path, **kwargs)
-    model = AutoModel.from_config(config, trust_remote_code=trust)
+        return auto.from_pretrained(path, **kwargs)
+    model = auto.from_config(config, trust_remote_code=trust)
     reshape_to_layout(model, layout)
     missing, unexpected = model.load_state_dict(_encoder_state(model, Path(path)), strict=False)
     missing = [k for k in missing if k in dict(model.named_parameters())]
@@ -90,6 +92,13 @@ def load_encoder(path: str | Path, **kwargs):
         raise ValueError(f"{path}: pruned checkpoint does not match its config's {CONFIG_KEY} "
                          f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
     return model.eval()
+
+
+def load_causal_lm(path: str | Path, **kwargs):
+    """Load a causal LM (AutoModelForCausalLM) from `path`, structurally pruned or not."""
+    from transformers import AutoModelForCausalLM
+
+    return load_encoder(path, auto=AutoModelForCausalLM, **kwargs)
 
 
 def _encoder_state(model, path: Path) -> dict:

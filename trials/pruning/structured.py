@@ -22,7 +22,8 @@ def weight_importance(bs: list[Block]) -> tuple[list, list]:
     """Per layer: head scores and FFN neuron scores from weight norms.
 
     A head scores ||W_v[h]|| * ||W_o[:, h]|| (the scale of what it writes into the residual
-    stream); a neuron ||W_in[i, :]|| * ||W_out[:, i]||.
+    stream); a neuron ||W_in[i, :]|| * ||W_out[:, i]|| (W_in: up times gate in a Llama MLP). Under
+    grouped-query attention a unit is a key/value group and W_o[:, h] its query heads' columns.
     """
     import torch
 
@@ -30,10 +31,11 @@ def weight_importance(bs: list[Block]) -> tuple[list, list]:
     with torch.no_grad():
         for b in bs:
             d = b.head_size
-            v = b.attention.value.weight.float().reshape(b.num_heads, d, -1)
-            o = b.attn_out.weight.float().reshape(-1, b.num_heads, d)
+            v = b.value.weight.float().reshape(b.num_heads, d, -1)
+            # o's columns by unit: a unit (a key/value group under GQA) owns `group` query heads
+            o = b.attn_out.weight.float().reshape(-1, b.num_heads, b.group * d)
             heads.append(v.pow(2).sum((1, 2)).sqrt() * o.pow(2).sum((0, 2)).sqrt())
-            neurons.append(b.ffn_in.weight.float().norm(dim=1) * b.ffn_out.weight.float().norm(dim=0))
+            neurons.append(b.ffn_in_norms() * b.ffn_out.weight.float().norm(dim=0))
     return heads, neurons
 
 
@@ -56,10 +58,10 @@ def activation_importance(module, bs: list[Block], calibration: Iterable[Mapping
         def hook(_mod, args):
             x = args[0].float()  # (batch, seq, heads * d): attention context
             mask = state["mask"]
-            d = b.head_size
-            w = b.attn_out.weight.float().reshape(-1, b.num_heads, d)  # (hidden, heads, d)
-            ctx = x.reshape(*x.shape[:-1], b.num_heads, d)
-            contrib = torch.einsum("bthd,ohd->btho", ctx, w).norm(dim=-1)  # (b, t, heads)
+            d, units = b.head_size * b.group, b.num_heads  # a unit's slice of the context
+            w = b.attn_out.weight.float().reshape(-1, units, d)  # (hidden, units, d)
+            ctx = x.reshape(*x.shape[:-1], units, d)
+            contrib = torch.einsum("bthd,ohd->btho", ctx, w).norm(dim=-1)  # (b, t, units)
             heads[i] += (contrib * mask[..., None]).sum((0, 1))
         return hook
 

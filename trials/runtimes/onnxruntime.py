@@ -28,6 +28,7 @@ from pathlib import Path
 from infersweep.trials.precision import Precision as P
 from infersweep.trials.runtimes.base import PreparedModel, Recipe, Runtime, Unsupported, file_size_mb, recipe_for
 from infersweep.trials.runtimes.cache import ArtifactCache, CacheLog, library_versions
+from infersweep.trials.runtimes.onnx_causal_export import causal_recipes
 from infersweep.trials.runtimes.onnx_export import export_entry
 from infersweep.trials.runtimes.ort_recipes import (FP16, GPU_HINT, INT4_WEIGHT, INT8_DYNAMIC, INT8_STATIC, ORT_LIBS,
                                          as_numpy, calibration_fingerprint, convert_fp16, cuda_index,
@@ -116,6 +117,9 @@ class OnnxRuntimeRuntime(Runtime):
                              P.INT8_STATIC: _NO_DECODER_CALIBRATION},
         ("seq2seq", "cuda"): {**_ort_recipes(P.FP32, P.FP16), P.INT8_STATIC: _NO_DECODER_CALIBRATION,
                               P.INT4_WEIGHT: _SEQ2SEQ_INT4_CPU_ONLY},
+        # causal: one decoder graph with past key/values, see onnx_causal_export.py
+        ("causal", "cpu"): causal_recipes("cpu"),
+        ("causal", "cuda"): causal_recipes("cuda"),
     }
     caches_artifacts = True
     requires = (("onnxruntime", "pip install onnxruntime (CPU) or " + GPU_HINT),
@@ -135,6 +139,12 @@ class OnnxRuntimeRuntime(Runtime):
     def prepare(self, model: PreparedModel, spec, workdir: Path):
         log = CacheLog()
         recipe = recipe_for(self, spec)
+        if spec.task == "causal":
+            from infersweep.trials.runtimes.onnx_causal import OrtCausalEngine
+            from infersweep.trials.runtimes.onnx_causal_export import build_causal_graph
+
+            folder = build_causal_graph(model, spec.precision, recipe, ArtifactCache(), log)
+            return OrtCausalEngine(folder, spec, model, log.info())
         if spec.task == "seq2seq":
             from infersweep.trials.runtimes.onnx_seq2seq import OrtSeq2SeqEngine
             from infersweep.trials.runtimes.onnx_seq2seq_export import build_seq2seq_graphs
