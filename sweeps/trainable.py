@@ -85,18 +85,29 @@ def tune_result(plan: TrialPlan, report: TrialReport, baseline: TrialReport) -> 
     return result
 
 
+def _process_started_at() -> float:
+    """This process's start (epoch seconds)."""
+    import psutil
+
+    return psutil.Process().create_time()
+
+
 def sweep_trial(config: dict, plan: TrialPlan, baseline_json: str) -> dict:
     """The Ray Tune function trainable: one trial in this (fresh) worker process."""
+    import time
+
     from ray import tune
 
     from infersweep.trials.affinity import claim_cpus, release_cpus
 
+    entered = time.time()
     baseline = TrialReport.from_json(baseline_json)
     from infersweep.sweeps.sequential import extend_until_decided
 
     claim_cpus(plan.template.cpus)  # concurrent trials on one node get disjoint cores (trials.affinity)
     try:
         report, path, reused = run_or_reuse(plan, config)
+        ran = time.time()
         if not reused:
             report = extend_until_decided(plan, report, baseline, path)
     finally:
@@ -104,5 +115,8 @@ def sweep_trial(config: dict, plan: TrialPlan, baseline_json: str) -> dict:
     result = tune_result(plan, report, baseline)
     # the report itself too: the driver keeps a copy when the workers' disks are not shared
     result.update(report_path=str(path), reused=reused, report_json=report.to_json())
+    # where the worker's time went (bench/overhead.py): process start, trainable entered, trial ran
+    result.update(worker_started_at=_process_started_at(), worker_entered_at=entered, worker_run_s=ran - entered,
+                  worker_extend_s=time.time() - ran, worker_left_at=time.time())
     tune.report(result)
     return result
