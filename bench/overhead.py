@@ -80,6 +80,8 @@ def child(args) -> None:
     overrides = {"storage.path": str(workdir / "sweeps")}
     if args.num_trials:
         overrides["search.num_trials"] = args.num_trials
+    if args.n:
+        overrides["dataset.n"] = args.n
     sweep = load_sweep_spec(Path(args.spec), **overrides)
     imported = time.time()
     started = time.perf_counter()
@@ -120,13 +122,14 @@ def _unended_runs(db: Path) -> int:
 
 
 # ---------------------------------------------------------------------------------------- parent
-def run_once(tree: Path, spec: Path, num_trials: int | None, keep: Path | None = None) -> dict:
+def run_once(tree: Path, spec: Path, num_trials: int | None, n: int | None = None) -> dict:
     """One sweep in a fresh interpreter with `tree`'s code; its raw figures plus the process wall."""
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         out = Path(tmp) / "figures.json"
         env = {**os.environ, "PYTHONPATH": str(tree), "INFERSWEEP_CPU_LOCKS": str(Path(tmp) / "cpu-locks")}
         command = [sys.executable, str(ROOT / "bench" / "overhead.py"), "--child", str(out), "--workdir", tmp,
-                   "--spec", str(spec)] + (["--num-trials", str(num_trials)] if num_trials else [])
+                   "--spec", str(spec)] + (["--num-trials", str(num_trials)] if num_trials else []) + (
+                   ["--n", str(n)] if n else [])
         load = os.getloadavg()[0]
         started = time.perf_counter()
         done = subprocess.run(command, env=env, cwd=tmp, capture_output=True, text=True)
@@ -134,8 +137,6 @@ def run_once(tree: Path, spec: Path, num_trials: int | None, keep: Path | None =
         if done.returncode != 0:
             raise SystemExit(f"the sweep failed ({tree}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
         figures = json.loads(out.read_text())
-        if keep:
-            keep.write_text(json.dumps(figures, indent=1))
     return {**figures, "process_wall_s": process_wall, "load_before": load, "load_after": os.getloadavg()[0],
             "tree": str(tree)}
 
@@ -260,7 +261,7 @@ def main() -> None:
     parser.add_argument("--num-trials", type=int, default=4)
     parser.add_argument("--grid", action="store_true", help="the search bench's grid instead of --spec")
     parser.add_argument("--short", action="store_true", help="with --grid: 12 points instead of 36")
-    parser.add_argument("--n", type=int, default=8, help="with --grid: documents per trial")
+    parser.add_argument("--n", type=int, help="documents per trial (dataset.n; --grid: 8 unless given)")
     parser.add_argument("--compare", type=Path, help="a code tree to run alternately with this one (before)")
     parser.add_argument("--pairs", type=int, default=1, help="runs per tree")
     parser.add_argument("--section", default="", help="write the tables into docs/benchmarks.md section "
@@ -273,6 +274,8 @@ def main() -> None:
         return child(args)
     line = machine()
     with tempfile.TemporaryDirectory(prefix="bench-overhead-spec-") as tmp:
+        if args.grid:
+            args.n = args.n or 8
         spec = grid_spec(Path(tmp), args.n, args.short) if args.grid else args.spec.resolve()
         num_trials = None if args.grid else args.num_trials
         trees = {"before": args.compare.resolve()} if args.compare else {}
@@ -281,7 +284,7 @@ def main() -> None:
         for i in range(args.pairs):
             for label, tree in trees.items():
                 print(f"run {i + 1}/{args.pairs}: {label} ({tree}), load {os.getloadavg()[0]:.2f}", flush=True)
-                figures = run_once(tree, spec, num_trials)
+                figures = run_once(tree, spec, num_trials, None if args.grid else args.n)
                 results[label].append(figures)
                 print(summary(figures), flush=True)
     if args.save:
@@ -290,7 +293,8 @@ def main() -> None:
     print(text)
     if args.section:
         what = (f"the search bench's grid{' (shortened to 12 points)' if args.short else ''}, n={args.n}"
-                if args.grid else f"{args.spec.name} with --num-trials {args.num_trials}")
+                if args.grid else f"{args.spec.name} with --num-trials {args.num_trials}"
+                f"{f', dataset.n {args.n}' if args.n else ''}")
         command = "python bench/overhead.py " + " ".join(sys.argv[1:])
         write_section("overhead-grid" if args.grid else "overhead-quickstart", "Platform overhead: a sweep's wall time, broken down", command,
                       f"{args.section}\n\nSweep: {what}.\n\n{text}", line)
