@@ -178,17 +178,31 @@ def _top_up(sweep: SweepSpec, plan: TrialPlan, baseline: TrialReport, runs, prog
 
 
 def reconcile(sweep: SweepSpec, runs, baseline: TrialReport, finalists: dict[str, dict] | None = None) -> int:
-    """Log every report on disk that MLflow does not have yet (idempotent); `finalists` (trial id ->
-    frontier row metrics) carry the head-to-head speedups onto the finalists' runs."""
-    logged = 0
+    """Log every report on disk that MLflow does not have yet, or holds with other relative values
+    (another launch's baseline, no head-to-head yet); idempotent. `finalists` (trial id -> frontier
+    row metrics) carry the head-to-head speedups onto the finalists' runs. Returns how many were
+    logged."""
+    from infersweep.tracking.sweep_runs import relative_key
+
+    logged = _logged_runs(runs)
+    count = 0
     for path in sorted(trials_dir(sweep).glob("*/report.json")):
         report = TrialReport.from_json(path.read_text())
         relative = relative_to(report, baseline, sweep.confidence) if report.ok else {}
         relative.update({k: v for k, v in (finalists or {}).get(report.trial_id, {}).items()
                          if k in (SPEEDUP, SPEEDUP_IN_TRIAL) and v is not None})
+        if logged.get(report.trial_id) == relative_key(relative):
+            continue  # logged during the search with these very values
         runs.trial_finished(report, relative, path, update=True)  # relative to this launch's baseline
-        logged += 1
-    return logged
+        count += 1
+    return count
+
+
+def _logged_runs(runs) -> dict[str, str]:
+    """trial id -> relative_key of the runs logged completely (tracking.sweep_runs), in one query;
+    {} (log everything) where `runs` cannot say."""
+    known = getattr(runs, "logged_runs", None)
+    return known() if known else {}
 
 
 def finish(sweep: SweepSpec, baseline: TrialReport, runs, uri: str, started: float,
