@@ -233,7 +233,7 @@ baseline: {{batch_size: 1}}
 space:
   precision: [fp32, int8_dynamic]
   runtime: [torch, onnxruntime]
-  pruning: {{methods: [none, unstructured], ratios: [{ratios}]}}
+  pruning: {pruning}
   batch_size: [{batches}]
 search: {{algorithm: grid, num_trials: 1000}}
 resources: {{cpu: 2}}
@@ -244,14 +244,14 @@ sequential: {{max_docs: 0}}
 
 
 def grid_spec(directory: Path, n: int, short: bool) -> Path:
-    """bench/search.py's grid (fp16 left out: it is ruled out before sampling anyway); `short`
-    keeps batch {1, 8} and pruning ratio 0.3 (12 points)."""
+    """bench/search.py's grid (fp16 left out: it is ruled out before sampling anyway: 36 points);
+    `short` keeps batch {1, 8} and no pruning (8 points)."""
     from bench._report import SHARED_CNN
 
     dataset = str(SHARED_CNN) if SHARED_CNN.exists() else "sample"
     path = directory / "grid.yaml"
-    path.write_text(GRID_SPEC.format(dataset=dataset, n=n, ratios="0.3" if short else "0.3, 0.6",
-                                     batches="1, 8" if short else "1, 4, 8"))
+    pruning = "{methods: [none]}" if short else "{methods: [none, unstructured], ratios: [0.3, 0.6]}"
+    path.write_text(GRID_SPEC.format(dataset=dataset, n=n, pruning=pruning, batches="1, 8" if short else "1, 4, 8"))
     return path
 
 
@@ -260,7 +260,7 @@ def main() -> None:
     parser.add_argument("--spec", type=Path, default=QUICKSTART)
     parser.add_argument("--num-trials", type=int, default=4)
     parser.add_argument("--grid", action="store_true", help="the search bench's grid instead of --spec")
-    parser.add_argument("--short", action="store_true", help="with --grid: 12 points instead of 36")
+    parser.add_argument("--short", action="store_true", help="with --grid: 8 points instead of 36")
     parser.add_argument("--n", type=int, help="documents per trial (dataset.n; --grid: 8 unless given)")
     parser.add_argument("--compare", type=Path, help="a code tree to run alternately with this one (before)")
     parser.add_argument("--pairs", type=int, default=1, help="runs per tree")
@@ -292,7 +292,7 @@ def main() -> None:
     text = tables(results)
     print(text)
     if args.section:
-        what = (f"the search bench's grid{' (shortened to 12 points)' if args.short else ''}, n={args.n}"
+        what = (f"the search bench's grid{' (shortened to 8 points: no pruning, batch 1 and 8)' if args.short else ''}, n={args.n}"
                 if args.grid else f"{args.spec.name} with --num-trials {args.num_trials}"
                 f"{f', dataset.n {args.n}' if args.n else ''}")
         command = "python bench/overhead.py " + " ".join(sys.argv[1:])
