@@ -267,12 +267,21 @@ def main() -> None:
     parser.add_argument("--section", default="", help="write the tables into docs/benchmarks.md section "
                         "`overhead` under this heading line")
     parser.add_argument("--save", type=Path, help="keep the raw figures of every run as JSON here")
+    parser.add_argument("--load", nargs="+", metavar="LABEL=FILE", help="render runs saved with --save "
+                        "(e.g. before=a.json after=b.json; runs made concurrently compare under the same load) "
+                        "instead of running")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
     line = machine()
+    if args.load:
+        results = {}
+        for item in args.load:
+            label, _, path = item.partition("=")
+            results[label] = [f for runs in json.loads(Path(path).read_text()).values() for f in runs]
+        return report(args, results, line)
     with tempfile.TemporaryDirectory(prefix="bench-overhead-spec-") as tmp:
         if args.grid:
             args.n = args.n or 8
@@ -289,15 +298,24 @@ def main() -> None:
                 print(summary(figures), flush=True)
     if args.save:
         args.save.write_text(json.dumps(results, indent=1))
+    report(args, results, line)
+
+
+def report(args, results: dict[str, list[dict]], line: str) -> None:
+    """Print the tables; with --section, write them into docs/benchmarks.md."""
     text = tables(results)
     print(text)
-    if args.section:
-        what = (f"the search bench's grid{' (shortened to 8 points: no pruning, batch 1 and 8)' if args.short else ''}, n={args.n}"
-                if args.grid else f"{args.spec.name} with --num-trials {args.num_trials}"
-                f"{f', dataset.n {args.n}' if args.n else ''}")
-        command = "python bench/overhead.py " + " ".join(sys.argv[1:])
-        write_section("overhead-grid" if args.grid else "overhead-quickstart", "Platform overhead: a sweep's wall time, broken down", command,
-                      f"{args.section}\n\nSweep: {what}.\n\n{text}", line)
+    if not args.section:
+        return
+    if args.grid:
+        short = " (shortened to 8 points: no pruning, batch 1 and 8)" if args.short else ""
+        name, what = "overhead-grid", f"the search bench's grid{short}, n={args.n or 8}"
+    else:
+        name, what = "overhead-quickstart", (f"{args.spec.name} with --num-trials {args.num_trials}"
+                                             f"{f', dataset.n {args.n}' if args.n else ''}")
+    command = "python bench/overhead.py " + " ".join(sys.argv[1:])
+    write_section(name, f"Platform overhead: a sweep's wall time, broken down ({what})", command,
+                  f"{args.section}\n\n{text}", line)
 
 
 if __name__ == "__main__":
