@@ -118,16 +118,13 @@ def sweep_trial(config: dict, plan: TrialPlan, baseline_json: str) -> dict:
     if getattr(plan, "fork_trials", False):
         from infersweep.sweeps.zygote import shared
 
-        done = shared().call("infersweep.sweeps.trainable:trial_process", plan.model_dump_json(), config,
-                             baseline_json)
-        path = Path(done["report_path"])
-        report = TrialReport.from_json(path.read_text())
-        reused, run_s, extend_s = done["reused"], done["run_s"], done["extend_s"]
+        # the trial process scores the result too: this worker never imports what scoring needs
+        result = shared().call("infersweep.sweeps.trainable:trial_process", plan.model_dump_json(), config,
+                               baseline_json)
+        run_s, extend_s = result.pop("run_s"), result.pop("extend_s")
     else:
         report, path, reused, run_s, extend_s = _run_claimed(plan, config, TrialReport.from_json(baseline_json))
-    result = tune_result(plan, report, TrialReport.from_json(baseline_json))
-    # the report itself too: the driver keeps a copy when the workers' disks are not shared
-    result.update(report_path=str(path), reused=reused, report_json=report.to_json())
+        result = _result_of(plan, report, TrialReport.from_json(baseline_json), path, reused)
     # where the worker's time went (bench/overhead.py): process start, trainable entered, trial ran
     result.update(worker_started_at=_process_started_at(), worker_entered_at=entered, worker_run_s=run_s,
                   worker_extend_s=extend_s, worker_left_at=time.time())
@@ -136,10 +133,20 @@ def sweep_trial(config: dict, plan: TrialPlan, baseline_json: str) -> dict:
 
 
 def trial_process(plan_json: str, config: dict, baseline_json: str) -> dict:
-    """In the forked trial process (sweeps.zygote): run the trial; where its report is."""
+    """In the forked trial process (sweeps.zygote): run the trial; its Tune result (JSON) and
+    the seconds the trial and its sequential evaluation took."""
     plan = TrialPlan.model_validate_json(plan_json)
-    _, path, reused, run_s, extend_s = _run_claimed(plan, config, TrialReport.from_json(baseline_json))
-    return {"report_path": str(path), "reused": reused, "run_s": run_s, "extend_s": extend_s}
+    baseline = TrialReport.from_json(baseline_json)
+    report, path, reused, run_s, extend_s = _run_claimed(plan, config, baseline)
+    return {**_result_of(plan, report, baseline, path, reused), "run_s": run_s, "extend_s": extend_s}
+
+
+def _result_of(plan: TrialPlan, report: TrialReport, baseline: TrialReport, path: Path, reused: bool) -> dict:
+    """The Tune result of a trial; the report itself too: the driver keeps a copy when the
+    workers' disks are not shared."""
+    result = tune_result(plan, report, baseline)
+    result.update(report_path=str(path), reused=reused, report_json=report.to_json())
+    return result
 
 
 def _run_claimed(plan: TrialPlan, config: dict, baseline: TrialReport) -> tuple[TrialReport, Path, bool, float, float]:

@@ -30,7 +30,7 @@ __all__ = ["PRELOAD", "Zygote", "ZygoteError", "shared"]
 #: imported once by the zygote; a module that is not installed is skipped
 PRELOAD = ("numpy", "torch", "transformers", "onnxruntime", "rouge_score.rouge_scorer", "psutil",
            "infersweep.trials.runner", "infersweep.trials.models.extractive", "infersweep.trials.runtimes",
-           "infersweep.sweeps.sequential", "infersweep.sweeps.trainable")
+           "infersweep.trials.stats", "infersweep.sweeps.sequential", "infersweep.sweeps.trainable")
 
 
 class ZygoteError(RuntimeError):
