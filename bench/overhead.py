@@ -320,7 +320,10 @@ def report(args, results: dict[str, list[dict]], line: str) -> None:
     else:
         name, what = "overhead-quickstart", (f"{args.spec.name} with --num-trials {args.num_trials}"
                                              f"{f', dataset.n {args.n}' if args.n else ''}")
-    command = "python bench/overhead.py " + " ".join(sys.argv[1:])
+    argv = sys.argv[1:]
+    if "--section" in argv:  # its text is the section's body, not part of the command
+        del argv[argv.index("--section"):argv.index("--section") + 2]
+    command = "python bench/overhead.py " + " ".join(argv)
     write_section(name, f"Platform overhead: a sweep's wall time, broken down ({what})", command,
                   f"{args.section}\n\n{text}", line)
 
