@@ -58,7 +58,8 @@ def fork_trials_wanted() -> bool:
     import os
     import sys
 
-    return sys.platform.startswith("linux") and os.environ.get(FORK_ENV, "1").strip().lower() not in ("0", "false", "no")
+    wanted = os.environ.get(FORK_ENV, "1").strip().lower() not in ("0", "false", "no")
+    return wanted and sys.platform.startswith("linux")
 
 
 def constraint_keys(plan: TrialPlan) -> list[str]:
