@@ -5,7 +5,8 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -40,6 +41,24 @@ class SweepResult:
     artifacts: list[Path]
     wall_s: float
     experiment_id: str | None = None
+    #: wall seconds of the launch's stages (setup, ray_init, baseline, search, finalists, reconcile,
+    #: report, close): where a sweep's time went besides its trials (bench/overhead.py)
+    stages_s: dict[str, float] = field(default_factory=dict)
+
+
+class StageClock:
+    """Wall seconds per named stage of a launch (a stage entered twice adds up)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 4)
 
 
 def run_sweep(sweep: SweepSpec, address: str | None = None, tracking_uri: str | None = None,
@@ -52,19 +71,22 @@ def run_sweep(sweep: SweepSpec, address: str | None = None, tracking_uri: str | 
     from infersweep.tracking.sweep_runs import SweepRuns
 
     started = time.perf_counter()
-    quiet_ray_and_mlflow()
-    for warning in preflight(sweep):  # bad input stops here (SweepSpecError), before anything starts
-        say(f"note: {warning}")
-    uri = resolve_uri(tracking_uri or sweep.tracking.uri)
-    runs = SweepRuns(sweep.name, uri, sweep.tracking.experiment, sweep.spec_hash())
-    _ = runs.experiment_id  # the tracking store answers (or fails fast) before anything is written
-    prepare_dir(sweep, resume, restart, say, on_archive=runs.archive)
-    space = feasible_space(sweep)
-    for line in space.describe():
-        say(line)
+    clock = StageClock()
+    with clock("setup"):
+        quiet_ray_and_mlflow()
+        for warning in preflight(sweep):  # bad input stops here (SweepSpecError), before anything starts
+            say(f"note: {warning}")
+        uri = resolve_uri(tracking_uri or sweep.tracking.uri)
+        runs = SweepRuns(sweep.name, uri, sweep.tracking.experiment, sweep.spec_hash())
+        _ = runs.experiment_id  # the tracking store answers (or fails fast) before anything is written
+        prepare_dir(sweep, resume, restart, say, on_archive=runs.archive)
+        space = feasible_space(sweep)
+        for line in space.describe():
+            say(line)
     try:
-        runs.log_ruled_out(space.table())
-        baseline = _search(sweep, runs, address, uri, resume, progress, say, fresh)
+        with clock("setup"):
+            runs.log_ruled_out(space.table())
+        baseline = _search(sweep, runs, address, uri, resume, progress, say, fresh, clock)
     except (KeyboardInterrupt, SweepInterrupted):
         runs.end_sweep("KILLED", "interrupted (Ctrl-C or SIGTERM)")
         raise SweepInterrupted(f"sweep {sweep.name!r} interrupted; finished trials are saved. "
@@ -72,24 +94,28 @@ def run_sweep(sweep: SweepSpec, address: str | None = None, tracking_uri: str | 
     except BaseException as exc:
         runs.end_sweep("FAILED", str(exc) or type(exc).__name__)
         raise
-    return finish(sweep, baseline, runs, uri, started, report, say)
+    return finish(sweep, baseline, runs, uri, started, report, say, clock)
 
 
 def _search(sweep: SweepSpec, runs, address, uri: str, resume: bool, progress: bool, say,
-            fresh: bool = False) -> TrialReport:
+            fresh: bool = False, clock: StageClock | None = None) -> TrialReport:
     """Connect, measure the baseline, run the search; returns the baseline."""
     from infersweep.cluster.connect import ConnectError, connect
 
+    clock = clock or StageClock()
     try:
-        connect(address, tracking_uri=uri)
+        with clock("ray_init"):
+            connect(address, tracking_uri=uri)
     except (ConnectError, ConnectionError) as exc:
         raise SweepError(str(exc)) from None
     plan = TrialPlan.of(sweep)
     with interruptible() as interrupted:
         check_resources(sweep)
         say(f"baseline {sweep.baseline_spec().short_name()} ...")
-        baseline = run_baseline(sweep, plan)
-        _log_baseline(runs, sweep, baseline)
+        with clock("baseline"):
+            baseline = run_baseline(sweep, plan)
+        with clock("mlflow_baseline"):
+            _log_baseline(runs, sweep, baseline)
         say(f"baseline: {baseline.metrics['latency_ms_per_sample']:.1f} ms/sample, "
             f"ROUGE-Lsum {baseline.metrics['rougeLsum']:.2f}")
         if not resume and not fresh:
@@ -99,9 +125,10 @@ def _search(sweep: SweepSpec, runs, address, uri: str, resume: bool, progress: b
         if resume or owed:
             if done and not resume:
                 say(f"{len(done)} trial(s) already finished are reused; {owed} more to run")
-            fit(build_tuner(sweep, plan, baseline, runs, resume, progress, frozenset(done)), interrupted)
-            if resume:
-                _top_up(sweep, plan, baseline, runs, progress, say, interrupted)
+            with clock("search"):
+                fit(build_tuner(sweep, plan, baseline, runs, resume, progress, frozenset(done)), interrupted)
+                if resume:
+                    _top_up(sweep, plan, baseline, runs, progress, say, interrupted)
         else:
             say(f"all {len(done)} trial(s) of {sweep.name!r} have finished; raise search.num_trials "
                 f"or add values to the space to run more")
@@ -151,36 +178,56 @@ def _top_up(sweep: SweepSpec, plan: TrialPlan, baseline: TrialReport, runs, prog
 
 
 def reconcile(sweep: SweepSpec, runs, baseline: TrialReport, finalists: dict[str, dict] | None = None) -> int:
-    """Log every report on disk that MLflow does not have yet (idempotent); `finalists` (trial id ->
-    frontier row metrics) carry the head-to-head speedups onto the finalists' runs."""
-    logged = 0
+    """Log every report on disk that MLflow does not have yet, or holds with other relative values
+    (another launch's baseline, no head-to-head yet); idempotent. `finalists` (trial id -> frontier
+    row metrics) carry the head-to-head speedups onto the finalists' runs. Returns how many were
+    logged."""
+    from infersweep.tracking.sweep_runs import relative_key
+
+    logged = _logged_runs(runs)
+    count = 0
     for path in sorted(trials_dir(sweep).glob("*/report.json")):
         report = TrialReport.from_json(path.read_text())
         relative = relative_to(report, baseline, sweep.confidence) if report.ok else {}
         relative.update({k: v for k, v in (finalists or {}).get(report.trial_id, {}).items()
                          if k in (SPEEDUP, SPEEDUP_IN_TRIAL) and v is not None})
+        if logged.get(report.trial_id) == relative_key(relative):
+            continue  # logged during the search with these very values
         runs.trial_finished(report, relative, path, update=True)  # relative to this launch's baseline
-        logged += 1
-    return logged
+        count += 1
+    return count
+
+
+def _logged_runs(runs) -> dict[str, str]:
+    """trial id -> relative_key of the runs logged completely (tracking.sweep_runs), in one query;
+    {} (log everything) where `runs` cannot say."""
+    known = getattr(runs, "logged_runs", None)
+    return known() if known else {}
 
 
 def finish(sweep: SweepSpec, baseline: TrialReport, runs, uri: str, started: float,
-           report: Optional[ReportWriter] = None, say=print) -> SweepResult:
+           report: Optional[ReportWriter] = None, say=print, clock: StageClock | None = None) -> SweepResult:
     """The frontier written and logged with every trial; MLflow down is a SweepError that says
     nothing is lost."""
-    _time_finalists(sweep, baseline, load_results(sweep, baseline).frontier, say)
-    results = load_results(sweep, baseline)  # the finalists' speedups from the head-to-head
-    artifacts = pareto.write_frontier(results.frontier, sweep.sweep_dir())
-    summary = sweep.sweep_dir() / "trials.json"
-    summary.write_text(json.dumps([r.__dict__ for r in results.rows], indent=2))
-    artifacts.append(summary)
+    clock = clock or StageClock()
+    with clock("finalists"):
+        _time_finalists(sweep, baseline, load_results(sweep, baseline).frontier, say)
+    with clock("frontier"):
+        results = load_results(sweep, baseline)  # the finalists' speedups from the head-to-head
+        artifacts = pareto.write_frontier(results.frontier, sweep.sweep_dir())
+        summary = sweep.sweep_dir() / "trials.json"
+        summary.write_text(json.dumps([r.__dict__ for r in results.rows], indent=2))
+        artifacts.append(summary)
     try:
-        reconcile(sweep, runs, baseline, {r.trial_id: r.metrics for r in results.frontier})
+        with clock("reconcile"):
+            reconcile(sweep, runs, baseline, {r.trial_id: r.metrics for r in results.frontier})
         if report:
-            artifacts.extend(_report(report, sweep, results.rows, results.frontier, runs))
-        runs.close([r.trial_id for r in results.frontier], artifacts)
-        for row in results.frontier:
-            runs.log_model_artifacts(row.trial_id, trials_dir(sweep) / row.trial_id)
+            with clock("report"):
+                artifacts.extend(_report(report, sweep, results.rows, results.frontier, runs))
+        with clock("close"):
+            runs.close([r.trial_id for r in results.frontier], artifacts)
+            for row in results.frontier:
+                runs.log_model_artifacts(row.trial_id, trials_dir(sweep) / row.trial_id)
     except Exception as exc:
         from infersweep.tracking.store import is_tracking_error
 
@@ -192,7 +239,7 @@ def finish(sweep: SweepSpec, baseline: TrialReport, runs, uri: str, started: flo
             f"{exc}. When the server is back, `infersweep resume {sweep.name}` (same --address, "
             f"--tracking-uri, --storage) logs what is missing; nothing is run again") from None
     return SweepResult(sweep, baseline, results.rows, results.frontier, uri, artifacts,
-                       time.perf_counter() - started, runs.experiment_id)
+                       time.perf_counter() - started, runs.experiment_id, dict(clock.seconds))
 
 
 def _time_finalists(sweep: SweepSpec, baseline: TrialReport, frontier: list[pareto.TrialRow], say=print) -> None:

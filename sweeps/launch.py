@@ -123,7 +123,9 @@ def build_tuner(sweep: SweepSpec, plan: TrialPlan, baseline: TrialReport, runs, 
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher(sweep, constraint_keys(plan)),
-                                    num_samples=samples or num_samples(sweep), reuse_actors=False),
+                                    num_samples=samples or num_samples(sweep),
+                                    # forked trials: a worker (and its zygote's imports) serves them all
+                                    reuse_actors=plan.fork_trials),
         run_config=tune.RunConfig(name="tune", storage_path=str(directory), verbose=0, callbacks=callbacks,
                                   stop=DistinctTrialsStopper(distinct_target(sweep), {baseline.trial_id}, done),
                                   failure_config=tune.FailureConfig(max_failures=sweep.search.max_failures)),

@@ -18,6 +18,7 @@ TAG_TRIAL = "infersweep.trial_id"
 TAG_KIND = "infersweep.kind"
 PARENT_TAG = "mlflow.parentRunId"
 NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI
+TAG_RELATIVE = "infersweep.relative_key"  # which relative values (baseline, finalists) a run holds
 # A trial's outcome (tag `status`) -> its MLflow run status. An infeasible combination is a
 # result of the sweep (recorded with its reason, reported to Optuna), not an error: FINISHED,
 # never a red FAILED run (docs/decisions.md). KILLED stays for runs the sweep did not let finish.
@@ -43,6 +44,7 @@ class SweepRuns:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_client"] = None
+        state.pop("_parent_id", None)
         return state
 
     @property
@@ -91,53 +93,71 @@ class SweepRuns:
 
     def trial_started(self, trial_id: str, name: str, knobs: dict) -> str | None:
         """Create (or re-open) the trial's run as RUNNING; a completely logged one is left alone."""
+        return self._open_trial(trial_id, name, knobs).info.run_id
+
+    def _parent_tag(self) -> str:
+        """The parent run's id for a trial's tag (found or created once per SweepRuns)."""
+        if getattr(self, "_parent_id", None) is None:
+            self._parent_id = self.parent_run_id()
+        return self._parent_id
+
+    def _open_trial(self, trial_id: str, name: str, knobs: dict):
+        """The trial's run (created RUNNING with its tags and knobs in one batch, or re-opened)."""
+        from mlflow.entities import Param
+
         run = self._find("trial", trial_id)
         if run is None:
             run = self.client.create_run(
                 self.experiment_id, run_name=name,
                 tags={TAG_SWEEP: self.sweep_name, TAG_KIND: "trial", TAG_TRIAL: trial_id,
-                      PARENT_TAG: self.parent_run_id()})
-            for key, value in knobs.items():
-                self.client.log_param(run.info.run_id, key, value)
-        elif run.data.tags.get("infersweep.logged") == "1":  # already complete: leave it as it is
-            return run.info.run_id
-        else:
+                      PARENT_TAG: self._parent_tag()})
+            if knobs:
+                self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in knobs.items()])
+        elif run.data.tags.get("infersweep.logged") != "1":  # a complete one is left as it is
             self.client.update_run(run.info.run_id, status="RUNNING")
-        return run.info.run_id
+        return run
 
     def trial_finished(self, report, relative: dict[str, float], report_path: Path | None = None,
                        update: bool = False) -> str:
         """Log a finished trial's report once: params, metrics, tags, the report as an artifact.
 
         A run logged before is left as it is; with `update`, its metrics (e.g. those relative to
-        a newly measured baseline) and description are logged again (latest values win)."""
-        run_id = self.trial_started(report.trial_id, report.spec.short_name(), report.spec.knobs())
-        run = self.client.get_run(run_id)
+        a newly measured baseline) and description are logged again (latest values win). The
+        values logged are tagged with `relative_key(relative)`: `logged_runs` tells a reconcile
+        which runs already hold them."""
+        run = self._open_trial(report.trial_id, report.spec.short_name(), report.spec.knobs())
+        run_id = run.info.run_id
+        metrics = {**report.metrics, **relative}
         if run.data.tags.get("infersweep.logged") == "1":
             if update:
-                self._log_metrics(run_id, {**report.metrics, **relative})
-                self._log_report(run_id, report, report_path)  # the artifact matches the metrics
+                tags = {TAG_RELATIVE: relative_key(relative)}
                 if report.status == "ok":
-                    self.client.set_tag(run_id, NOTE_TAG, describe({**report.metrics, **relative}))
+                    tags[NOTE_TAG] = describe(metrics)
+                self._log_batch(run_id, metrics, tags)
+                self._log_report(run_id, report, report_path)  # the artifact matches the metrics
                 if run.info.status != STATUS_TO_RUN[report.status]:  # logged under an older mapping
                     self.client.set_terminated(run_id, status=STATUS_TO_RUN[report.status],
                                                end_time=run.info.end_time)
             return run_id
-        self._log_metrics(run_id, {**report.metrics, **relative})
         tags = {"status": report.status, "reason": report.reason[:4000], "model": report.spec.model,
-                "task": report.spec.task, "dataset": report.spec.dataset,
+                "task": report.spec.task, "dataset": report.spec.dataset, TAG_RELATIVE: relative_key(relative),
                 **{f"hardware.{k}": str(v) for k, v in report.hardware.items() if k != "extras"},
                 **{f"version.{k}": v for k, v in report.versions.items()}}
         if report.reason:
             tags[NOTE_TAG] = f"**{report.status}**: {report.reason}"
         elif report.status == "ok":
-            tags[NOTE_TAG] = describe({**report.metrics, **relative})
-        for key, value in tags.items():
-            self.client.set_tag(run_id, key, value)
+            tags[NOTE_TAG] = describe(metrics)
+        self._log_batch(run_id, metrics, tags)
         self._log_report(run_id, report, report_path)
-        self.client.set_tag(run_id, "infersweep.logged", "1")
+        self.client.set_tag(run_id, "infersweep.logged", "1")  # last: a run cut short here is logged again
         self.client.set_terminated(run_id, status=STATUS_TO_RUN[report.status])
         return run_id
+
+    def logged_runs(self) -> dict[str, str]:
+        """trial id -> the `relative_key` its logged values carry, for every completely logged trial
+        run of the sweep (one query)."""
+        return {run.data.tags[TAG_TRIAL]: run.data.tags.get(TAG_RELATIVE, "") for run in self.trial_runs()
+                if run.data.tags.get("infersweep.logged") == "1" and TAG_TRIAL in run.data.tags}
 
     def _log_report(self, run_id: str, report, report_path: Path | None) -> None:
         """report.json as the run's artifact (a second upload replaces the first)."""
@@ -146,12 +166,16 @@ class SweepRuns:
         else:
             self.client.log_text(run_id, report.to_json(), "report.json")
 
-    def _log_metrics(self, run_id: str, values: dict[str, float]) -> None:
-        if values:
-            from mlflow.entities import Metric
+    def _log_batch(self, run_id: str, metrics: dict[str, float], tags: dict[str, str]) -> None:
+        """Metrics and tags in one request (MLflow's limits: 1000 metrics, 100 tags per batch)."""
+        from mlflow.entities import Metric, RunTag
 
-            now = int(time.time() * 1000)
-            self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()])
+        now = int(time.time() * 1000)
+        metric_list = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        tag_list = [RunTag(k, str(v)) for k, v in tags.items()]
+        for start in range(0, max(len(metric_list), len(tag_list), 1), 100):
+            if metric_list[start:start + 100] or tag_list[start:start + 100]:
+                self.client.log_batch(run_id, metrics=metric_list[start:start + 100], tags=tag_list[start:start + 100])
 
     def trial_errored(self, trial_id: str, name: str, knobs: dict, error: str) -> None:
         """A worker died (not a trial outcome): the run ends FAILED with the error visible."""
@@ -207,6 +231,7 @@ class SweepRuns:
     def archive(self, archived_name: str) -> int:
         """Move this sweep's runs under `archived_name` (the archived folder's name), so a sweep
         restarted under the same name starts with no runs; returns how many were moved."""
+        self._parent_id = None
         moved = 0
         for run in self.client.search_runs([self.experiment_id],
                                            filter_string=f"tags.`{TAG_SWEEP}` = '{self.sweep_name}'",
@@ -239,6 +264,15 @@ class SweepRuns:
             [self.experiment_id],
             filter_string=f"tags.`{TAG_SWEEP}` = '{self.sweep_name}' and tags.`{TAG_KIND}` = 'trial'",
             max_results=5000)
+
+
+def relative_key(relative: dict[str, float]) -> str:
+    """A short fingerprint of the relative values logged with a trial (they change with the
+    launch's baseline and the finalists' head-to-head)."""
+    import hashlib
+    import json
+
+    return hashlib.sha1(json.dumps(relative, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def describe(metrics: dict[str, float]) -> str:
