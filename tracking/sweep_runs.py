@@ -149,15 +149,16 @@ class SweepRuns:
             tags[NOTE_TAG] = describe(metrics)
         self._log_batch(run_id, metrics, tags)
         self._log_report(run_id, report, report_path)
-        self.client.set_tag(run_id, "infersweep.logged", "1")  # last: a run cut short here is logged again
         self.client.set_terminated(run_id, status=STATUS_TO_RUN[report.status])
+        self.client.set_tag(run_id, "infersweep.logged", "1")  # last: a run cut short before is logged again
         return run_id
 
     def logged_runs(self) -> dict[str, str]:
         """trial id -> the `relative_key` its logged values carry, for every completely logged trial
         run of the sweep (one query)."""
         return {run.data.tags[TAG_TRIAL]: run.data.tags.get(TAG_RELATIVE, "") for run in self.trial_runs()
-                if run.data.tags.get("infersweep.logged") == "1" and TAG_TRIAL in run.data.tags}
+                if run.data.tags.get("infersweep.logged") == "1" and TAG_TRIAL in run.data.tags
+                and run.info.status != "RUNNING"}  # (tagged by an older version, then cut short)
 
     def _log_report(self, run_id: str, report, report_path: Path | None) -> None:
         """report.json as the run's artifact (a second upload replaces the first)."""

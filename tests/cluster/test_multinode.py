@@ -144,9 +144,14 @@ def ray_cluster():
     address on 127.0.0.1, in a temp dir of their own."""
     saved_env = dict(os.environ)
     # Ray resolves 127.0.0.1 to the machine's outward address unless told it is one machine
+    # (the env for the nodes this starts; the constant for this process, where collecting other
+    # test modules may already have imported ray and read the env)
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     import ray
+    from ray._private import ray_constants
     from ray.cluster_utils import Cluster
+
+    saved_cluster_flag, ray_constants.ENABLE_RAY_CLUSTER = ray_constants.ENABLE_RAY_CLUSTER, False
 
     from infersweep.cluster.connect import connect
 
@@ -166,6 +171,7 @@ def ray_cluster():
     finally:
         ray.shutdown()
         cluster.shutdown()
+        ray_constants.ENABLE_RAY_CLUSTER = saved_cluster_flag
         os.environ.clear()
         os.environ.update(saved_env)
         for _ in range(3):  # exiting agents may still write a file or two

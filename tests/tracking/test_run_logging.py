@@ -304,3 +304,41 @@ def test_end_sweep_with_an_unknown_status_ends_the_parent_failed(uri, name, read
     run = reader.get_run(parent)
     assert run.info.status == "FAILED"
     assert run.data.tags["reason"] == "failed" and run.data.tags[NOTE_TAG] == "**FAILED**: failed"
+
+
+class _ServerGoneAt:
+    """A client that fails every request from its `nth` call of `method` on (the server went down)."""
+
+    def __init__(self, client, method: str, nth: int = 1):
+        self._client, self._method, self._left = client, method, nth
+
+    def __getattr__(self, attr):
+        real = getattr(self._client, attr)
+        if attr != self._method:
+            return real
+
+        def call(*args, **kwargs):
+            self._left -= 1
+            if self._left <= 0:
+                raise ConnectionError("Connection refused")
+            return real(*args, **kwargs)
+        return call
+
+
+@pytest.mark.parametrize("cut_at", ["set_terminated", "set_tag"])
+def test_a_run_cut_short_while_logging_is_logged_again_and_ends_finished(uri, name, reader, cut_at):
+    """The server goes down in the middle of a trial's logging: the reconcile at the end must see
+    the run as not logged (whatever step it stopped at) and leave it FINISHED, not RUNNING/KILLED."""
+    runs = SweepRuns(name, uri)
+    report = report_of(precision="bf16")
+    real = runs.client
+    runs._client = _ServerGoneAt(real, cut_at)
+    with pytest.raises(ConnectionError):
+        runs.trial_finished(report, RELATIVE)
+    runs._client = real
+    assert report.trial_id not in runs.logged_runs()  # the reconcile logs it again
+    run_id = runs.trial_finished(report, RELATIVE)
+    runs.close([], [])
+    run = reader.get_run(run_id)
+    assert (run.info.status, run.data.tags["infersweep.logged"]) == ("FINISHED", "1")
+    assert [r.info.run_id for r in search(reader, runs, f"tags.`{TAG_KIND}` = 'trial'")] == [run_id]
