@@ -49,13 +49,16 @@ def head_to_head(sweep: SweepSpec, baseline: TrialReport, finalists: list[TrialR
         _path(sweep).unlink(missing_ok=True)
         return {}
     specs = {r.trial_id: _timing_only(r.spec, sweep) for r in [baseline, *finalists]}
-    run = _remote_timer(sweep)
     latencies: dict[str, list[float]] = {trial_id: [] for trial_id in specs}
     orders = round_orders(list(specs), sweep.finalists.rounds)
     say(f"finalists head to head: {len(finalists)} variant(s) and the baseline, {len(orders)} interleaved rounds ...")
-    for order in orders:
-        for trial_id in order:
-            latencies[trial_id].append(run(specs[trial_id])[LATENCY_PER_SAMPLE])
+    run, done = _remote_timer(sweep)
+    try:
+        for order in orders:
+            for trial_id in order:
+                latencies[trial_id].append(run(specs[trial_id])[LATENCY_PER_SAMPLE])
+    finally:
+        done()
     result = {"baseline": baseline.trial_id, "orders": orders,
               "latency_ms_per_sample": latencies, "finalists": summarize(latencies, baseline.trial_id)}
     _path(sweep).write_text(json.dumps(result, indent=2))
@@ -91,14 +94,30 @@ def _time_in_worker(spec_json: str) -> dict:
 
 
 def _remote_timer(sweep: SweepSpec):
-    """A function that times one spec in a fresh Ray worker process with the trials' resources."""
+    """(time, done): `time(spec)` times one spec in a fresh process with the trials' resources;
+    `done()` releases what it held. Each timing runs in a process forked from one warm zygote
+    (sweeps.zygote) in one Ray actor, as trials run; with forking off (INFERSWEEP_FORK_TRIALS=0),
+    in a fresh Ray worker per timing."""
     import ray
 
     from infersweep.sweeps.launch import custom_resources, trial_resources
+    from infersweep.sweeps.trainable import fork_trials_wanted
 
     if not ray.is_initialized():  # finish() outside a launch (a test, a tool): nothing to run on
         raise RuntimeError("Ray is not connected")
     resources = trial_resources(sweep)
-    task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"],
-                      resources=custom_resources(resources) or None, max_calls=1)(_time_in_worker)
-    return lambda spec: ray.get(task.remote(spec.to_json()))
+    options = dict(num_cpus=resources["cpu"], num_gpus=resources["gpu"], resources=custom_resources(resources) or None)
+    if not fork_trials_wanted():
+        task = ray.remote(max_calls=1, **options)(_time_in_worker)
+        return (lambda spec: ray.get(task.remote(spec.to_json()))), (lambda: None)
+    timer = ray.remote(**options)(_ForkingTimer).remote()
+    return (lambda spec: ray.get(timer.time.remote(spec.to_json()))), (lambda: ray.kill(timer))
+
+
+class _ForkingTimer:
+    """A Ray actor whose zygote forks a fresh process for each timing (the imports paid once)."""
+
+    def time(self, spec_json: str) -> dict:
+        from infersweep.sweeps.zygote import shared
+
+        return shared().call("infersweep.sweeps.finalists:_time_in_worker", spec_json)
