@@ -6,8 +6,10 @@ wall time down: driver start and imports, setup, Ray init, each trial's worker s
 the trial phases (data, load, prune, save, prepare, tokenize, warmup, timed, serving, rouge),
 sequential evaluation, the driver's MLflow callbacks, Tune's state saves, the finalists' re-timing,
 reconcile / report / close. Overhead = sweep wall time minus the trials' own work (their phases,
-plus sequential evaluation where a quality verdict needed more documents), as a share of that
-work (the search benchmark's definition).
+plus sequential evaluation where a quality verdict needed more documents, plus the finalists'
+head-to-head timings: each variant rebuilt, warmed up and timed again, the phases a trial's
+count), as a share of that work (the search benchmark's definition). The finalists' process and
+actor starts stay overhead.
 
     python bench/overhead.py [--spec sweeps/specs/quickstart.yaml] [--num-trials 4]
     python bench/overhead.py --grid [--n 8]             # the search bench's grid (36 points)
@@ -92,8 +94,18 @@ def child(args) -> None:
     out = {"process_started": process_started, "imported": imported, "wall_s": wall,
            "stages_s": getattr(result, "stages_s", {}), "driver_s": totals, "trials": _trials(sweep),
            "baseline_id": result.baseline.trial_id, "rows": len(result.rows),
+           "finalists_phases_s": _finalists_phases(sweep),
            "mlflow_runs_not_ended": _unended_runs(workdir / "mlflow.db")}
     Path(args.child).write_text(json.dumps(out, indent=1))
+
+
+def _finalists_phases(sweep) -> dict[str, float]:
+    """The finalists' head-to-head: seconds spent rebuilding, warming up and timing the variants
+    (sweeps.finalists writes them into finalists.json); {} without a head-to-head."""
+    from infersweep.sweeps.finalists import FINALISTS_FILE
+
+    path = sweep.sweep_dir() / FINALISTS_FILE
+    return json.loads(path.read_text()).get("phases_s", {}) if path.exists() else {}
 
 
 def _trials(sweep) -> list[dict]:
@@ -106,6 +118,8 @@ def _trials(sweep) -> list[dict]:
         lines = [line for line in path.read_text().splitlines() if line.strip()]
         if lines:
             last = json.loads(lines[-1])
+            if last.get("reused") and last.get("spec_id") in marks:  # a duplicate point: keep the run's marks
+                continue
             marks[last.get("spec_id")] = {k: v for k, v in last.items() if k.startswith("worker_")}
     found = []
     for path in sorted(trials_dir(sweep).glob("*/report.json")):
@@ -170,16 +184,19 @@ def breakdown(figures: dict) -> dict[str, float]:
     parts["trials: Tune state saves"] = saves
     parts["trials: other scheduling between trials"] = between - spawn - mlflow - saves
     parts["trials: result hand-back inside worker"] = in_trials - sum(t["worker_run_s"] for t in searched) - extend
-    parts["finalists re-timing"] = stages.get("finalists", 0.0)
+    finalist_work = sum(figures.get("finalists_phases_s", {}).values())
+    parts["finalists: actor and process start, imports, driver"] = stages.get("finalists", 0.0) - finalist_work
     for stage in ("frontier", "reconcile", "report", "close"):
         parts[f"end: {stage}"] = stages.get(stage, 0.0)
     clocked = sum(v for k, v in parts.items() if not k.startswith("driver start"))
-    parts["end: unclocked (Ray shutdown, between stages)"] = figures["wall_s"] - clocked - own - extend
-    parts["TRIAL WORK: phases + sequential evaluation"] = own + extend
+    parts["end: unclocked (Ray shutdown, between stages)"] = figures["wall_s"] - clocked - own - extend - finalist_work
+    parts["TRIAL WORK: phases + sequential evaluation + finalists' timings"] = own + extend + finalist_work
     for name in PHASES:
         seconds = sum(t["phases_s"].get(name, 0.0) for t in trials)
         if seconds:
             parts[f"  phase {name}"] = seconds
+    for name, seconds in figures.get("finalists_phases_s", {}).items():
+        parts[f"  finalists {name}"] = seconds
     return parts
 
 
@@ -195,17 +212,21 @@ def _spawn_seconds(searched: list[dict], figures: dict) -> float:
 
 
 def trial_work(figures: dict) -> float:
-    """The trials' own seconds: their phases plus sequential evaluation (quality on more documents)."""
-    return sum(sum(t["phases_s"].values()) + t.get("worker_extend_s", 0.0) for t in figures["trials"])
+    """The trials' own seconds: their phases plus sequential evaluation (quality on more documents),
+    plus the finalists' head-to-head phases (each variant rebuilt, warmed up and timed again: the
+    same phases a trial's count)."""
+    trials = sum(sum(t["phases_s"].values()) + t.get("worker_extend_s", 0.0) for t in figures["trials"])
+    return trials + sum(figures.get("finalists_phases_s", {}).values())
 
 
 def summary(figures: dict) -> dict[str, float]:
     own = trial_work(figures)
     finalists = figures["stages_s"].get("finalists", 0.0)
+    finalist_work = sum(figures.get("finalists_phases_s", {}).values())
     wall = figures["wall_s"]
     return {"trials": len(figures["trials"]), "sweep wall s": wall, "process wall s": figures["process_wall_s"],
             "trial work s": own, "overhead": (wall - own) / own,
-            "overhead excl. finalists": (wall - finalists - own) / own,
+            "overhead excl. finalists": (wall - finalists - (own - finalist_work)) / (own - finalist_work),
             "process overhead": (figures["process_wall_s"] - own) / own,
             "load": f"{figures['load_before']:.2f}->{figures['load_after']:.2f}",
             "runs left RUNNING": figures.get("mlflow_runs_not_ended", "?")}

@@ -50,17 +50,22 @@ def head_to_head(sweep: SweepSpec, baseline: TrialReport, finalists: list[TrialR
         return {}
     specs = {r.trial_id: _timing_only(r.spec, sweep) for r in [baseline, *finalists]}
     latencies: dict[str, list[float]] = {trial_id: [] for trial_id in specs}
+    phases: dict[str, float] = {}  # summed over every timing: what a trial's phases count as work
     orders = round_orders(list(specs), sweep.finalists.rounds)
     say(f"finalists head to head: {len(finalists)} variant(s) and the baseline, {len(orders)} interleaved rounds ...")
     run, done = _remote_timer(sweep)
     try:
         for order in orders:
             for trial_id in order:
-                latencies[trial_id].append(run(specs[trial_id])[LATENCY_PER_SAMPLE])
+                timing = run(specs[trial_id])
+                latencies[trial_id].append(timing[LATENCY_PER_SAMPLE])
+                for name, seconds in timing.get("phases_s", {}).items():
+                    phases[name] = phases.get(name, 0.0) + seconds
     finally:
         done()
     result = {"baseline": baseline.trial_id, "orders": orders,
-              "latency_ms_per_sample": latencies, "finalists": summarize(latencies, baseline.trial_id)}
+              "latency_ms_per_sample": latencies, "finalists": summarize(latencies, baseline.trial_id),
+              "phases_s": {name: round(seconds, 3) for name, seconds in phases.items()}}
     _path(sweep).write_text(json.dumps(result, indent=2))
     return result
 
