@@ -286,7 +286,7 @@ def grid_spec(directory: Path, n: int, short: bool) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", type=Path, default=QUICKSTART)
-    parser.add_argument("--num-trials", type=int, default=4)
+    parser.add_argument("--num-trials", type=int, help="searched trials (default 4; --grid: every point)")
     parser.add_argument("--grid", action="store_true", help="the search bench's grid instead of --spec")
     parser.add_argument("--short", action="store_true", help="with --grid: 8 points instead of 36")
     parser.add_argument("--n", type=int, help="documents per trial (dataset.n; --grid: 8 unless given)")
@@ -314,7 +314,7 @@ def main() -> None:
         if args.grid:
             args.n = args.n or 8
         spec = grid_spec(Path(tmp), args.n, args.short) if args.grid else args.spec.resolve()
-        num_trials = None if args.grid else args.num_trials
+        num_trials = None if args.grid else (args.num_trials or 4)
         trees = {"before": args.compare.resolve()} if args.compare else {}
         trees["this checkout"] = ROOT
         results: dict[str, list[dict]] = {label: [] for label in trees}
@@ -339,7 +339,7 @@ def report(args, results: dict[str, list[dict]], line: str) -> None:
         short = " (shortened to 8 points: no pruning, batch 1 and 8)" if args.short else ""
         name, what = "overhead-grid", f"the search bench's grid{short}, n={args.n or 8}"
     else:
-        name, what = "overhead-quickstart", (f"{args.spec.name} with --num-trials {args.num_trials}"
+        name, what = "overhead-quickstart", (f"{args.spec.name} with --num-trials {args.num_trials or 4}"
                                              f"{f', dataset.n {args.n}' if args.n else ''}")
     argv = sys.argv[1:]
     if "--section" in argv:  # its text is the section's body, not part of the command
