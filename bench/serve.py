@@ -249,8 +249,8 @@ def report(args, rows: list[dict], docs_text: str, cpus: int, line: str, before:
             f"{args.max_queue}), one at a "
             f"time, on 127.0.0.1. Open-loop Poisson arrivals, one document per request ({docs_text}), "
             f"{args.seconds:g} s (at most {args.max_requests} requests) per rate, rates rising until the server "
-            f"saturated. The load generator (aiohttp) runs on the same machine. **The machine was shared with other "
-            f"jobs**: `uptime` before: `{before}`; after: `{after}`.\n\n"
+            f"saturated. The load generator (aiohttp) runs on the same machine. Machine load (the load generator and "
+            f"the servers included): `uptime` before: `{before}`; after: `{after}`.\n\n"
             f"Sustainable throughput (p99 <= 1 s, <= 1% failed): {summary}{ratio}.\n\n{table}")
     print(body)
     title = f"Serving {docs_text.split(' ', 1)[1]}: infersweep serve vs mlflow models serve (bench/serve.py)"
