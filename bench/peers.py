@@ -685,7 +685,7 @@ def render(results: list[Result], sentences: int, forwards: dict[int, int], docs
              f"**Target** (infersweep's fastest variant within {TARGET_DROP:g}% ROUGE-Lsum drop at least as fast as "
              f"the fastest peer variant):", target_verdict(results), "",
              "Peer versions: " + ("; ".join(versions) or "none installed"), "",
-             f"The machine is shared with other jobs: `uptime` before: {load_before}; after: {load_after}."]
+             f"Machine load (this bench included): `uptime` before: {load_before}; after: {load_after}."]
     busiest = max(load_averages(load_before) + load_averages(load_after), default=0.0)
     if busiest > 2 * cpus:
         lines += ["", f"**Read with care:** a load average of {busiest:.0f} on this {cpus}-thread run means the "
