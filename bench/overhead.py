@@ -184,7 +184,7 @@ def breakdown(figures: dict) -> dict[str, float]:
     parts["trials: Tune state saves"] = saves
     parts["trials: other scheduling between trials"] = between - spawn - mlflow - saves
     parts["trials: result hand-back inside worker"] = in_trials - sum(t["worker_run_s"] for t in searched) - extend
-    finalist_work = sum(figures.get("finalists_phases_s", {}).values())
+    finalist_work = finalists_work(figures)
     parts["finalists: actor and process start, imports, driver"] = stages.get("finalists", 0.0) - finalist_work
     for stage in ("frontier", "reconcile", "report", "close"):
         parts[f"end: {stage}"] = stages.get(stage, 0.0)
@@ -216,13 +216,18 @@ def trial_work(figures: dict) -> float:
     plus the finalists' head-to-head phases (each variant rebuilt, warmed up and timed again: the
     same phases a trial's count)."""
     trials = sum(sum(t["phases_s"].values()) + t.get("worker_extend_s", 0.0) for t in figures["trials"])
-    return trials + sum(figures.get("finalists_phases_s", {}).values())
+    return trials + finalists_work(figures)
+
+
+def finalists_work(figures: dict) -> float:
+    """The finalists' head-to-head phases (rebuild, warm-up, timed), summed over every timing."""
+    return sum(figures.get("finalists_phases_s", {}).values())
 
 
 def summary(figures: dict) -> dict[str, float]:
     own = trial_work(figures)
     finalists = figures["stages_s"].get("finalists", 0.0)
-    finalist_work = sum(figures.get("finalists_phases_s", {}).values())
+    finalist_work = finalists_work(figures)
     wall = figures["wall_s"]
     return {"trials": len(figures["trials"]), "sweep wall s": wall, "process wall s": figures["process_wall_s"],
             "trial work s": own, "overhead": (wall - own) / own,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import tempfile
-import time
 from pathlib import Path
 
 from infersweep.trials.spec import TrialSpec
@@ -21,24 +20,24 @@ def time_variant(spec: TrialSpec, workdir: Path | None = None) -> dict:
     """{"latency_ms_per_sample", "stable", "median_halfwidth_pct", "passes", "seconds", "load",
     "phases_s": {"build", "warmup", "timed"}} (the variant rebuilt, warmed up, timed: seconds)."""
     from infersweep.trials.measure import LATENCY_PER_SAMPLE
-    from infersweep.trials.runner import build_engine, timed_passes
+    from infersweep.trials.runner import PhaseTimer, build_engine, timed_passes
     from infersweep.trials.timing import machine_state
 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="infersweep-retime-"))
-    clock = time.perf_counter()
-    adapter, engine, evaluation = build_engine(spec, workdir)
-    gc.collect()
-    built = time.perf_counter()
+    phases = PhaseTimer()
+    with phases("build"):
+        adapter, engine, evaluation = build_engine(spec, workdir)
+        gc.collect()
     batches = adapter.batches([e.document for e in evaluation], spec.batch_size)
-    for batch in (batches * spec.warmup)[: spec.warmup]:
-        adapter.summarize_batch(batch, engine)
-    warm = time.perf_counter()
+    with phases("warmup"):
+        for batch in (batches * spec.warmup)[: spec.warmup]:
+            adapter.summarize_batch(batch, engine)
     before = machine_state()
-    _, run = timed_passes(adapter, engine, batches, spec)
-    engine.close()
+    with phases("timed"):
+        _, run = timed_passes(adapter, engine, batches, spec)
+        engine.close()
     summary = run.summary()
-    phases = {"build": built - clock, "warmup": warm - built, "timed": time.perf_counter() - warm}
     return {LATENCY_PER_SAMPLE: run.metrics()[LATENCY_PER_SAMPLE], "stable": summary["stable"],
             "median_halfwidth_pct": summary["median_halfwidth_pct"], "passes": summary["passes"],
             "seconds": summary["seconds"], "load": [before.get("load_avg_1m"), machine_state().get("load_avg_1m")],
-            "phases_s": {name: round(seconds, 3) for name, seconds in phases.items()}}
+            "phases_s": phases.seconds}
