@@ -86,9 +86,12 @@ class Summarizer:
             from infersweep.trials.pruning import apply_pruning
 
             apply_pruning(self.adapter.module, self.spec.pruning, self.spec.prune_ratio)
-        self._workdir = tempfile.mkdtemp(prefix="infersweep-serve-")
         calibration = saved.get("calibration_documents", [])
-        self.engine = runtimes.prepare(self.adapter.prepared_model(calibration), self.spec, Path(self._workdir))
+        # Removed as soon as the engine is built: engines hold what they run in memory (the torch
+        # runtimes' model.pt there only sizes a trial), and a server killed without shutting down
+        # must not leave a copy of the weights behind in /tmp.
+        with tempfile.TemporaryDirectory(prefix="infersweep-serve-") as workdir:
+            self.engine = runtimes.prepare(self.adapter.prepared_model(calibration), self.spec, Path(workdir))
 
     def summarize(self, documents: list[str]) -> list[str]:
         """One summary per document. Anything but a sequence of strings is refused, not str()-ed:

@@ -18,12 +18,15 @@ __all__ = ["time_variant"]
 
 def time_variant(spec: TrialSpec, workdir: Path | None = None) -> dict:
     """{"latency_ms_per_sample", "stable", "median_halfwidth_pct", "passes", "seconds", "load",
-    "phases_s": {"build", "warmup", "timed"}} (the variant rebuilt, warmed up, timed: seconds)."""
+    "phases_s": {"build", "warmup", "timed"}} (the variant rebuilt, warmed up, timed: seconds).
+    Without `workdir`, the runtime's files go to a temporary directory removed on return."""
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="infersweep-retime-") as scratch:
+            return time_variant(spec, Path(scratch))
     from infersweep.trials.measure import LATENCY_PER_SAMPLE
     from infersweep.trials.runner import PhaseTimer, build_engine, timed_passes
     from infersweep.trials.timing import machine_state
 
-    workdir = Path(workdir or tempfile.mkdtemp(prefix="infersweep-retime-"))
     phases = PhaseTimer()
     with phases("build"):
         adapter, engine, evaluation = build_engine(spec, workdir)

@@ -94,7 +94,7 @@ class Scanner:
         self.importance = importance or "weight"
         self.batches = self.adapter.batches([e.document for e in self.evaluation], spec.batch_size)
         self.references = [e.summary for e in self.evaluation]
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="infersweep-sensitivity-"))
+        self.workdir = Path(workdir) if workdir else None  # None: the system's temp dir
         self._count = 0
         self._scores = None
 
@@ -128,16 +128,12 @@ class Scanner:
         from infersweep.trials import runtimes
 
         self._count += 1
-        workdir = self.workdir / f"v{self._count}"
-        workdir.mkdir(parents=True, exist_ok=True)
         params = count_parameters(module)
         heads, attention_hidden = attention_shape(find_encoder(module).config)
         variant = dataclasses.replace(self.prepared, module=module, num_heads=heads, hidden_size=attention_hidden)
-        engine = runtimes.prepare(variant, self.spec, workdir)
-        size = engine.size_mb()
-        for f in workdir.glob("*"):  # the size is read; the artifact is not needed any more
-            if f.is_file():
-                f.unlink()
+        with tempfile.TemporaryDirectory(prefix=f"infersweep-sensitivity-v{self._count}-", dir=self.workdir) as scratch:
+            engine = runtimes.prepare(variant, self.spec, Path(scratch))
+            size = engine.size_mb()  # the size is read; the artifact is not needed any more
         return engine, params, size
 
     def quality(self, engine) -> dict[str, float]:
