@@ -105,10 +105,13 @@ def test_torch_runs_causal_on_cpu_at_four_precisions():
     assert check(TrialSpec(task="causal", model="m"), CPU) is None
 
 
-@pytest.mark.parametrize("runtime", [name for name in RUNTIMES if name not in ("torch", "onnxruntime")])
+CAUSAL_RUNTIMES = "torch, onnxruntime, torch_compile"
+
+
+@pytest.mark.parametrize("runtime", [name for name in RUNTIMES if name not in CAUSAL_RUNTIMES.split(", ")])
 def test_other_runtimes_say_they_do_not_run_causal(runtime):
     reason = check(TrialSpec(task="causal", model="m", runtime=runtime), CPU)
-    assert reason == f"runtime {runtime!r} does not run the causal task; use one of: torch, onnxruntime"
+    assert reason == f"runtime {runtime!r} does not run the causal task; use one of: {CAUSAL_RUNTIMES}"
 
 
 # -- the adapter ------------------------------------------------------------------------------------
@@ -234,6 +237,21 @@ def test_trial_at_every_cpu_precision(tiny_llama_dir, tmp_path, precision):
     assert relative_to(report, report)[AGREEMENT] == 100.0
 
 
+@pytest.mark.slow
+def test_torch_compile_decodes_over_a_static_cache_like_eager_without_recompiling(tiny_llama_dir, tmp_path):
+    # 5 documents at batch 2: batches of 2, 2 and 1, with prompts of different lengths
+    spec = causal_spec(tiny_llama_dir, n=5, batch_size=2)
+    eager = run_trial(spec, tmp_path / "eager")
+    compiled = run_trial(spec.model_copy(update={"runtime": "torch_compile"}), tmp_path / "compiled")
+    assert eager.status == "ok" and compiled.status == "ok", compiled.reason
+    assert compiled.outputs == eager.outputs  # greedy decoding, fp32: the same tokens
+    artifact = compiled.artifact
+    assert artifact["static_cache_len"] == 256  # the tiny model's positions bound the prompt budget
+    assert artifact["compile_s"] > 0
+    assert artifact["recompiles_after_prepare"] == 0  # nothing compiled during the timed passes
+    assert compiled.metrics[TTFT] > 0 and compiled.metrics[TPOT] > 0
+
+
 def test_agreement_with_the_baseline_pairs_documents_by_id():
     spec = TrialSpec(task="causal", model="m")
     baseline = TrialReport(spec=spec, status="ok", document_ids=["a", "b", "c"],
@@ -260,7 +278,7 @@ def test_trial_records_truncation(tiny_llama_dir, tmp_path):
 def test_causal_on_openvino_is_infeasible_in_a_trial(tiny_llama_dir, tmp_path):
     report = run_trial(causal_spec(tiny_llama_dir, runtime="openvino"), tmp_path)
     assert report.status == "infeasible"
-    assert "does not run the causal task; use one of: torch, onnxruntime" in report.reason
+    assert f"does not run the causal task; use one of: {CAUSAL_RUNTIMES}" in report.reason
 
 
 def test_missing_llm_package_names_the_pip_command(monkeypatch, cache_dir):
