@@ -241,7 +241,7 @@ def report_data(rows: list[TrialRow], frontier_ids, objectives: list[tuple[str, 
     counts = {s: 0 for s in STATUSES}
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
-    columns = measure.FRONTIER_METRICS  # read at call time: a metric added to the list shows here
+    columns = measure.frontier_metrics(r.metrics for r in rows)
     table = frontier_rows(rows, frontier_ids, run_links, columns)
     return ReportData(
         title=title, points=points, frontier=table, frontier_metrics=list(columns), counts=counts,

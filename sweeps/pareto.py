@@ -70,9 +70,10 @@ def fastest_first(rows: list[TrialRow]) -> list[TrialRow]:
                                        r.metrics.get(LATENCY_PER_SAMPLE, float("inf"))))
 
 
-def csv_columns() -> list[str]:
-    """pareto.csv's header: the trial, its knobs, each frontier metric (with its interval's bounds)."""
-    metrics = [column for name in measure.FRONTIER_METRICS for column in (name, *interval_of(name))]
+def csv_columns(rows: list[TrialRow] = ()) -> list[str]:
+    """pareto.csv's header: the trial, its knobs, each frontier metric of `rows` (with its interval's bounds)."""
+    names = measure.frontier_metrics(r.metrics for r in rows)
+    metrics = [column for name in names for column in (name, *interval_of(name))]
     return ["trial_id", *KNOB_COLUMNS, *metrics]
 
 
@@ -81,7 +82,7 @@ def write_frontier(rows: list[TrialRow], directory: Path) -> list[Path]:
     json_path, csv_path = directory / "pareto.json", directory / "pareto.csv"
     json_path.write_text(json.dumps([asdict(r) for r in rows], indent=2))
     with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=csv_columns(), extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=csv_columns(rows), extrasaction="ignore")
         writer.writeheader()
         for r in rows:
             writer.writerow({"trial_id": r.trial_id, **r.knobs, **r.metrics})

@@ -10,9 +10,10 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Iterable, Literal, Mapping
 
-__all__ = ["MetricDef", "METRICS", "FRONTIER_METRICS", "MISSING", "interval_of", "metric_text",
+__all__ = ["MetricDef", "METRICS", "FRONTIER_METRICS", "TASK_FRONTIER_METRICS", "frontier_metrics", "MISSING",
+           "interval_of", "metric_text",
            "LATENCY_PER_SAMPLE", "LATENCY_P95", "THROUGHPUT", "PEAK_MEMORY", "PREPARE_PEAK_MEMORY", "MODEL_SIZE", "ROUGE1", "ROUGE2",
            "ROUGE_LSUM", "ROUGE_DROP", "SPEEDUP", "MEMORY_REDUCTION",
            "percentile", "LatencyTracker", "rss_mb", "MemoryTracker", "gpu_peak_mb", "pin_threads",
@@ -112,6 +113,16 @@ OUTPUT_TOKENS_PER_S = "output_tokens_per_s"
 #: the metrics every frontier table shows, in this order (pareto.csv adds an interval's bounds)
 FRONTIER_METRICS: tuple[str, ...] = (SPEEDUP, MEMORY_REDUCTION, ROUGE_DROP, LATENCY_PER_SAMPLE, PEAK_MEMORY,
                                      MODEL_SIZE, ROUGE_LSUM)
+#: frontier metrics that only some tasks measure (agreement: the generative ones), shown after
+#: FRONTIER_METRICS in a table where some trial has them
+TASK_FRONTIER_METRICS: tuple[str, ...] = (AGREEMENT,)
+
+
+def frontier_metrics(rows_metrics: Iterable[Mapping[str, float]] = ()) -> tuple[str, ...]:
+    """The columns of a frontier table of trials with these metrics: FRONTIER_METRICS, then each of
+    TASK_FRONTIER_METRICS that some trial has."""
+    held = set().union(*(set(m) for m in rows_metrics))
+    return (*FRONTIER_METRICS, *(name for name in TASK_FRONTIER_METRICS if name in held))
 
 
 def interval_of(name: str) -> tuple[str, ...]:

@@ -104,3 +104,17 @@ def test_a_metric_taken_off_the_list_leaves_all_three_tables(front, tmp_path, mo
     assert measure.MODEL_SIZE not in csv_table(front, tmp_path)[0]
     label = METRICS[measure.MODEL_SIZE].label
     assert squeezed(label) not in console_headers(front) and label not in html_headers(html_table(front))
+
+
+def test_a_task_metric_shows_in_all_three_tables_only_when_some_trial_has_it(front, tmp_path):
+    assert measure.AGREEMENT in measure.TASK_FRONTIER_METRICS
+    label = METRICS[measure.AGREEMENT].label
+    assert label not in html_headers(html_table(front))  # extractive trials: no agreement column
+    for r in front:  # as a causal sweep's trials have it
+        r.metrics[measure.AGREEMENT] = 100.0 if r.baseline else 87.25
+    header, csv_rows = csv_table(front, tmp_path)
+    assert header[-1] == measure.AGREEMENT
+    assert float(next(r for r in csv_rows if r["trial_id"] == "t-int8-b8")[measure.AGREEMENT]) == 87.25
+    assert console_headers(front)[-1] == squeezed(label) and "87.2" in console_text(front)
+    table = html_table(front)
+    assert html_headers(table)[-1] == label and ">87.2</td>" in table
