@@ -172,6 +172,38 @@ def test_int8_keeps_lm_head_and_down_proj_in_fp32_and_int4_uses_matmulnbits(engi
     assert sum(n.op_type == "MatMulNBits" for n in int4.graph.node) == 2 * 7 + 1
 
 
+def test_graphs_over_the_protobuf_limit_keep_their_weights_in_one_data_file(adapters, dirs, tmp_path,
+                                                                             monkeypatch):
+    """What a model over ~450 M parameters goes through (the limit lowered to 0 bytes here): the
+    export and each precision step write decoder.onnx + decoder.onnx.data, and ORT runs them."""
+    import numpy as np
+    import torch
+
+    from infersweep.trials.runtimes import onnx_causal_export
+
+    monkeypatch.setattr(onnx_causal_export, "EXTERNAL_DATA_BYTES", 0)
+    monkeypatch.setenv("INFERSWEEP_CACHE", str(tmp_path / "cache"))  # built afresh, not taken from the cache
+    adapter = adapters["sharp"]
+    batch = adapter.batches(DOCUMENTS, len(DOCUMENTS))[0].inputs
+    with torch.inference_mode():
+        reference = adapter.module(**batch).logits[:, -1, :].numpy()
+    for precision in _cpu_precisions():
+        engine = get_runtime("onnxruntime").prepare(adapter.prepared_model(), _spec(dirs["sharp"], precision=precision),
+                                                    tmp_path / precision)
+        files = sorted(f.name for f in engine.artifact_path.iterdir() if not f.name.startswith("."))
+        assert [f for f in files if f.startswith("decoder")] == ["decoder.onnx", "decoder.onnx.data"], (precision, files)
+        graph = (engine.artifact_path / "decoder.onnx").stat().st_size
+        assert graph < (engine.artifact_path / "decoder.onnx.data").stat().st_size  # the weights are outside
+        assert engine.size_mb() * 2**20 > graph  # and counted in the size
+        got = engine(**batch)
+        cosine = (got * reference).sum(-1) / (np.linalg.norm(got, axis=-1) * np.linalg.norm(reference, axis=-1))
+        assert cosine.min() >= MIN_COSINE[precision], (precision, cosine)
+        if precision == "fp32":
+            assert engine.generate(**batch, max_new_tokens=8, do_sample=False, pad_token_id=adapter.tokenizer.pad_token_id
+                                   ).tolist() == _both(adapter, engine, max_new_tokens=8)[0].tolist()
+        engine.close()
+
+
 # --- trials ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("precision", _cpu_precisions())

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from infersweep.trials.runtimes.base import PreparedModel
-from infersweep.trials.runtimes.onnx_causal_export import GRAPH, kv_shape, past_names
+from infersweep.trials.runtimes.onnx_causal_export import GRAPH, graph_bytes, kv_shape, past_names
 from infersweep.trials.runtimes.ort_recipes import GPU_HINT, cuda_index, session_options, spinning_default
 
 __all__ = ["OrtCausalEngine", "eos_ids"]
@@ -125,7 +125,7 @@ class OrtCausalEngine:
         return logits
 
     def size_mb(self) -> float:
-        return (self.artifact_path / GRAPH).stat().st_size / 2**20
+        return graph_bytes(self.artifact_path / GRAPH) / 2**20
 
     def close(self) -> None:
         self.session = None

@@ -24,6 +24,11 @@ Precision steps (one cache entry each, keyed on the export), all on the exported
     int4_weight   MatMulNBits (weight-only, 4-bit blocks of 32, symmetric, int8 compute:
                   accuracy_level 4) on every MatMul with a constant weight, lm_head included
     fp16 (CUDA)   float16 graph, float32 inputs/outputs (the past key/values stay float32)
+
+Large models: protobuf refuses a file over 2 GiB. A graph whose weights reach EXTERNAL_DATA_BYTES
+(an export of ~450 M parameters or more) keeps them in one `decoder.onnx.data` beside the graph,
+from the export on (the exporter's one file per tensor gathered into it) through every precision
+step; ONNX Runtime reads it from the same folder.
 """
 from __future__ import annotations
 
@@ -40,10 +45,12 @@ from infersweep.trials.runtimes.ort_recipes import INT8_DYNAMIC, ORT_LIBS, quiet
 from infersweep.trials.runtimes.torch_precision import CAUSAL_INT8_SKIP
 
 __all__ = ["causal_recipes", "GRAPH", "EXPORT_FORMAT", "CAUSAL_INT8", "CAUSAL_INT4", "build_causal_graph",
-           "export_causal", "kv_shape",
+           "export_causal", "kv_shape", "EXTERNAL_DATA_BYTES", "graph_bytes", "needs_external_data", "externalize",
            "quantize_causal_int8", "quantize_causal_int4", "convert_causal_fp16", "past_names", "present_names"]
 
 GRAPH = "decoder.onnx"
+#: weights at or over this many bytes go to external data (protobuf's limit is 2 GiB; room for the graph)
+EXTERNAL_DATA_BYTES = 1_800_000_000
 #: bump when the wrapper or the graph's signature changes (part of the export's cache key)
 EXPORT_FORMAT = 1
 KV = ("key", "value")
@@ -108,9 +115,34 @@ def export_causal(module, folder: Path) -> dict:
         torch.onnx.export(wrapper, (ids, mask, positions, *past), str(folder / GRAPH), input_names=inputs,
                           output_names=outputs, dynamic_axes=axes, opset_version=OPSET, dynamo=False,
                           do_constant_folding=True)
+    external = needs_external_data(folder / GRAPH)
+    if external:
+        externalize(folder / GRAPH)
     return {"exporter": "torchscript", "layers": layers, "kv_heads": kv_heads, "head_dim": head_dim,
-            "export_s": round(time.perf_counter() - start, 3),
-            "size_mb": round((folder / GRAPH).stat().st_size / 2**20, 3)}
+            "export_s": round(time.perf_counter() - start, 3), "external_data": external,
+            "size_mb": round(graph_bytes(folder / GRAPH) / 2**20, 3)}
+
+
+def graph_bytes(graph: Path) -> int:
+    """The graph's size with its external data: every file of its folder."""
+    return sum(f.stat().st_size for f in graph.parent.iterdir() if f.is_file())
+
+
+def needs_external_data(graph: Path) -> bool:
+    return graph_bytes(graph) >= EXTERNAL_DATA_BYTES
+
+
+def externalize(graph: Path) -> None:
+    """Rewrite `graph` with every weight in one `<graph>.data` beside it (replacing any other
+    external-data files in its folder: the exporter writes one per tensor)."""
+    import onnx
+
+    model = onnx.load(str(graph))  # with its external data, if any
+    for f in graph.parent.iterdir():
+        if f.is_file() and f != graph:
+            f.unlink()
+    onnx.save_model(model, str(graph), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=graph.name + ".data", size_threshold=1024)
 
 
 def kv_shape(config) -> tuple[int, list[int], int]:
@@ -161,12 +193,15 @@ def quantize_causal_int8(src: Path, dst: Path) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     skip = _skipped_matmuls(onnx.load(str(src), load_external_data=False).graph)
+    external = needs_external_data(src)
     with quiet():
         quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True,
                          reduce_range=CAUSAL_INT8["reduce_range"], nodes_to_exclude=skip,
-                         op_types_to_quantize=["MatMul"],
+                         op_types_to_quantize=["MatMul"], use_external_data_format=external,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    return {"fp32_matmuls": len(skip), "reduce_range": CAUSAL_INT8["reduce_range"]}
+    if external:  # one data file, named like the export's
+        externalize(dst)
+    return {"fp32_matmuls": len(skip), "reduce_range": CAUSAL_INT8["reduce_range"], "external_data": external}
 
 
 def quantize_causal_int4(src: Path, dst: Path) -> dict:
@@ -178,8 +213,12 @@ def quantize_causal_int4(src: Path, dst: Path) -> dict:
                                          block_size=CAUSAL_INT4["block_size"], is_symmetric=CAUSAL_INT4["symmetric"],
                                          accuracy_level=CAUSAL_INT4["accuracy_level"])
         quantizer.process()
-        quantizer.model.save_model_to_file(str(dst), use_external_data_format=False)
-    return {"matmulnbits": sum(1 for n in quantizer.model.model.graph.node if n.op_type == "MatMulNBits")}
+        external = needs_external_data(src)
+        quantizer.model.save_model_to_file(str(dst), use_external_data_format=external)
+    if external:
+        externalize(dst)
+    return {"matmulnbits": sum(1 for n in quantizer.model.model.graph.node if n.op_type == "MatMulNBits"),
+            "external_data": external}
 
 
 def convert_causal_fp16(src: Path, dst: Path) -> dict:
@@ -189,8 +228,11 @@ def convert_causal_fp16(src: Path, dst: Path) -> dict:
     with quiet():
         graph = OnnxModel(onnx.load(str(src)))
         graph.convert_float_to_float16(keep_io_types=True)
-        graph.save_model_to_file(str(dst))
-    return {}
+        external = needs_external_data(src)
+        graph.save_model_to_file(str(dst), use_external_data_format=external, all_tensors_to_one_file=True)
+    if external:
+        externalize(dst)
+    return {"external_data": external}
 
 
 _NO_STATIC = Unsupported("static calibration of the decoder needs recorded past key/values, which nothing collects "
