@@ -10,6 +10,11 @@ at a lower rate, twice in a row). The sustainable throughput of a server is the 
 at the highest rate whose p99 <= 1 s with <= 1% failed; its peak is the most it answered per second
 at any rate (its capacity, whatever the latency).
 
+Where the CPU goes: around each rate the CPU seconds of every process on the machine are read
+(psutil) and grouped by role (Serve's HTTP proxy, the gateway, the model replica, Ray's own daemons,
+MLflow's server, the load generator), so the report shows the CPU milliseconds each part spent
+per answered request at the highest sustainable rate.
+
     .venv/bin/python bench/serve.py [--seconds 12] [--rates 2,4,...] [--mlflow-workers 1]
 """
 from __future__ import annotations
@@ -144,12 +149,42 @@ async def _load(url: str, docs: list[str], rate: float, seconds: float, max_requ
             "throughput": len(ok) / span if span else 0.0}
 
 
+#: (role, what its command line holds), first match wins; Ray names its workers "ray::<actor>"
+ROLES = (("serve proxy", "ProxyActor"), ("gateway", ":gateway"), ("model replica", ":summarizer"),
+         ("serve controller", "ServeController"), ("ray daemons", "raylet"), ("ray daemons", "gcs_server"),
+         ("ray daemons", "dashboard"), ("ray daemons", "ray/_private"), ("ray daemons", "ray::"),
+         ("mlflow server", "mlflow"), ("mlflow server", "gunicorn"), ("mlflow server", "uvicorn"),
+         ("load generator", "bench/serve.py"))
+
+
+def role_of(cmdline: str) -> str:
+    return next((role for role, mark in ROLES if mark in cmdline), "other")
+
+
+def cpu_by_role() -> dict[str, float]:
+    """CPU seconds (user + system) so far of every process now running, summed by role."""
+    import psutil
+
+    totals: dict[str, float] = {}
+    for proc in psutil.process_iter(["cmdline", "cpu_times"]):
+        times, cmdline = proc.info.get("cpu_times"), " ".join(proc.info.get("cmdline") or [])
+        if times is None or not cmdline:
+            continue
+        role = role_of(cmdline)
+        totals[role] = totals.get(role, 0.0) + times.user + times.system
+    return totals
+
+
 def sweep_rates(server: Server, docs: list[str], rates: list[float], seconds: float, max_requests: int) -> list[dict]:
     url = server.base + "/invocations"
     asyncio.run(_load(url, docs, 2.0, 3.0, 8, seed=99))  # warm both the same way
     rows, stalled, peak = [], 0, 0.0
     for i, rate in enumerate(rates):
+        before = cpu_by_role()
         row = asyncio.run(_load(url, docs, rate, seconds, max_requests, seed=i))
+        after = cpu_by_role()
+        # a process that ended during the rate drops out of `after`: its CPU is not counted
+        row["cpu_s"] = {role: max(0.0, after[role] - before.get(role, 0.0)) for role in after}
         row["server"] = server.name
         rows.append(row)
         print(f"{server.name:>16} rate {rate:>5g}/s: sent {row['sent']}, ok {row['ok']}, 503 {row['rejected_503']}, "
@@ -252,11 +287,31 @@ def report(args, rows: list[dict], docs_text: str, cpus: int, line: str, before:
             f"saturated. The load generator (aiohttp) runs on the same machine. Machine load (the load generator and "
             f"the servers included): `uptime` before: `{before}`; after: `{after}`.\n\n"
             f"Sustainable throughput (p99 <= 1 s, <= 1% failed): {summary}{ratio}.\n\n{table}")
+    body += "\n\n" + cpu_table(rows, names)
     print(body)
     title = f"Serving {docs_text.split(' ', 1)[1]}: infersweep serve vs mlflow models serve (bench/serve.py)"
     write_section(f"serve-{args.documents}", title,
                   f"python bench/serve.py --seconds {args.seconds:g} --documents {args.documents} "
                   f"--mlflow-workers {args.mlflow_workers}", body, line)
+
+
+def cpu_table(rows: list[dict], names: list[str]) -> str:
+    """CPU ms per answered request by role, at each server's highest sustainable rate."""
+    picked = []
+    for name in names:
+        mine = [r for r in rows if r["server"] == name and sustainable(r) and r.get("cpu_s")]
+        if mine:
+            picked.append(max(mine, key=lambda r: r["throughput"]))
+    if not picked:
+        return ""
+    roles = sorted({role for r in picked for role, s in r["cpu_s"].items() if s > 0.05},
+                   key=lambda role: [role_ for role_, _ in ROLES].index(role) if role != "other" else len(ROLES))
+    table = markdown_table(
+        ["server", "rate req/s", *roles, "all"],
+        [[r["server"], f"{r['rate']:g}", *(f"{1000 * r['cpu_s'].get(role, 0.0) / r['ok']:.1f}" for role in roles),
+          f"{1000 * sum(r['cpu_s'].values()) / r['ok']:.1f}"] for r in picked])
+    return ("CPU milliseconds per answered request, by process role, at each server's highest sustainable rate "
+            "(all processes on the machine, read with psutil around the rate's load):\n\n" + table)
 
 
 if __name__ == "__main__":
