@@ -6,9 +6,10 @@
 The gateway parses MLflow's wire format, bounds the requests in flight (503 + Retry-After beyond
 `max_queue`), splits large requests into batch-sized pieces and keeps the Prometheus metrics: one
 place to scrape whatever the number of replicas. Each replica is pinned to its trial's CPU/GPU
-share (ray_actor_options, and the trial's thread count), loads the variant, warms up at its
-batch size, and answers batches of documents from many requests with one engine call
-(serving/batching.py isolates a failing request). The ray-free parts live in serving/.
+share (ray_actor_options; an engine thread pinned to cores of its own, with as many engine threads
+as whole CPUs: serving/engine_thread.py), loads the variant, warms up at its batch size, and
+answers batches of documents from many requests with one engine call (serving/batching.py
+isolates a failing request). The ray-free parts live in serving/.
 """
 import asyncio
 import json
@@ -26,6 +27,7 @@ from ray.serve.exceptions import BackPressureError
 from infersweep.serving.admission import Admission, Overloaded
 from infersweep.serving.batching import chunks, run_batch
 from infersweep.serving.config import ServeConfig
+from infersweep.serving.engine_thread import EngineThread
 from infersweep.serving.metrics import ServingMetrics
 from infersweep.serving.wire import JSON_TYPE, Limits, RequestError, body_too_large, error_body, \
     parse_documents, predictions_body
@@ -52,8 +54,9 @@ class SummarizerReplica:
         self.summarizer = None
         self.error: str | None = None
         self._done = threading.Event()
+        self.engine_thread = EngineThread(self.config.threads_per_replica if not self.config.gpus_per_replica else 1)
         # loading and warming take seconds: in the background, so /health can say "not yet"
-        threading.Thread(target=self._load, args=(source, tracking_uri), daemon=True).start()
+        self.engine_thread.submit(self._load, source, tracking_uri)
 
     def _load(self, source: str, tracking_uri: str | None) -> None:
         try:
@@ -66,7 +69,8 @@ class SummarizerReplica:
                 from infersweep.tracking.registry import download_variant
 
                 variant = download_variant(source, tracking_uri)
-            summarizer = Summarizer(variant, batch_size=self.config.max_batch_size)
+            threads = None if self.config.gpus_per_replica else self.config.threads_per_replica
+            summarizer = Summarizer(variant, batch_size=self.config.max_batch_size, cpus=threads)
             summarizer.summarize([WARMUP_DOCUMENT] * self.config.max_batch_size)  # at the served batch size
             self.summarizer = summarizer
         except Exception as exc:
@@ -75,7 +79,7 @@ class SummarizerReplica:
             self._done.set()
 
     def ready(self) -> dict:
-        return {"ready": self.summarizer is not None, "error": self.error}
+        return {"ready": self.summarizer is not None, "error": self.error, "cores": self.engine_thread.cores}
 
     def check_health(self) -> None:
         if self.error:  # Serve replaces a replica whose health check raises
@@ -93,8 +97,8 @@ class SummarizerReplica:
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01, batch_size_fn=lambda items: sum(map(len, items)))
     async def _batch(self, items: list[list[str]]) -> list[dict]:
-        outcome = await asyncio.to_thread(run_batch, items, self.summarizer.summarize, self._count_tokens,
-                                          self.config.max_document_tokens)
+        outcome = await self.engine_thread.run(run_batch, items, self.summarizer.summarize, self._count_tokens,
+                                               self.config.max_document_tokens)
         answers = []
         for i, result in enumerate(outcome.results):
             answer = {"summaries": result.summaries, "error": result.error, "status": result.status,

@@ -36,6 +36,11 @@ class ServeConfig(BaseModel):
     def autoscaling(self) -> bool:
         return self.min_replicas is not None
 
+    @property
+    def threads_per_replica(self) -> int:
+        """A replica's engine threads: its whole CPUs, at least one."""
+        return max(1, int(self.cpus_per_replica))
+
 
 def batching_kind(task: str) -> str:
     """What the engine batches. Extractive and seq2seq summarize a batch in one call (request-level);

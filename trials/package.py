@@ -70,7 +70,8 @@ def variant_spec(directory: str | Path) -> TrialSpec:
 class Summarizer:
     """Load a saved variant and summarize documents with it."""
 
-    def __init__(self, directory: str | Path, batch_size: int | None = None):
+    def __init__(self, directory: str | Path, batch_size: int | None = None, cpus: int | None = None):
+        """`cpus`: threads for the engine (default: the trial's), e.g. a serving replica's CPU share."""
         from infersweep.trials.measure import pin_threads
         from infersweep.trials.models import get_adapter
         from infersweep.trials import runtimes
@@ -78,7 +79,7 @@ class Summarizer:
         directory = Path(directory)
         saved = json.loads((directory / SPEC_FILE).read_text())
         spec = TrialSpec.model_validate(saved["spec"])
-        self.spec = spec.model_copy(update={"model": str(directory / spec.model)})
+        self.spec = spec.model_copy(update={"model": str(directory / spec.model), "cpus": cpus or spec.cpus})
         self.batch_size = batch_size or self.spec.batch_size
         pin_threads(self.spec.cpus)
         self.adapter = get_adapter(self.spec.task)(self.spec)
