@@ -217,6 +217,9 @@ def main() -> None:
     parser.add_argument("--documents", choices=("cnn", "sample"), default="cnn",
                         help="CNN/DailyMail articles (when the shared file is present) or the shorter bundled sample")
     parser.add_argument("--only", choices=("mlflow", "infersweep"), default=None)
+    parser.add_argument("--replicas", type=int, default=1, help="infersweep serve --replicas")
+    parser.add_argument("--cpus", type=float, default=None,
+                        help="infersweep serve --cpus: CPUs (engine threads) per replica (default: the trial's, all)")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     line, load_before = machine(), uptime()
@@ -244,7 +247,8 @@ def main() -> None:
             "infersweep": lambda port: Server(
                 "infersweep serve",
                 [sys.executable, "-m", "infersweep", "serve", model_uri, "--tracking-uri", uri, "--port", str(port),
-                 "--batch-wait-ms", str(args.batch_wait_ms), "--max-queue", str(args.max_queue)],
+                 "--batch-wait-ms", str(args.batch_wait_ms), "--max-queue", str(args.max_queue),
+                 "--replicas", str(args.replicas), *(["--cpus", f"{args.cpus:g}"] if args.cpus else [])],
                 "/health", port, env, tmp / "infersweep.log"),
         }
         for name, start in servers.items():
@@ -280,7 +284,7 @@ def report(args, rows: list[dict], docs_text: str, cpus: int, line: str, before:
             if mine[names[0]] > 0) + " (target: 2.5x sustainable)"
     body = (f"The quickstart's usual champion (MiniLM extractive, onnxruntime int8_dynamic, batch 8, {cpus} CPUs) "
             f"registered once and served by `mlflow models serve --env-manager local --workers {args.mlflow_workers}` "
-            f"and by `infersweep serve` (one replica, max batch 8, wait {args.batch_wait_ms:g} ms, queue "
+            f"and by `infersweep serve` ({replicas_text(args, cpus)}, max batch 8, wait {args.batch_wait_ms:g} ms, queue "
             f"{args.max_queue}), one at a "
             f"time, on 127.0.0.1. Open-loop Poisson arrivals, one document per request ({docs_text}), "
             f"{args.seconds:g} s (at most {args.max_requests} requests) per rate, rates rising until the server "
@@ -290,9 +294,19 @@ def report(args, rows: list[dict], docs_text: str, cpus: int, line: str, before:
     body += "\n\n" + cpu_table(rows, names)
     print(body)
     title = f"Serving {docs_text.split(' ', 1)[1]}: infersweep serve vs mlflow models serve (bench/serve.py)"
-    write_section(f"serve-{args.documents}", title,
+    layout = "" if args.replicas == 1 and not args.cpus else f"-r{args.replicas}x{args.cpus or cpus:g}"
+    if layout:
+        title += f", {replicas_text(args, cpus)}"
+    flags = (f" --replicas {args.replicas}" if args.replicas != 1 else "") + (f" --cpus {args.cpus:g}" if args.cpus else "")
+    write_section(f"serve-{args.documents}{layout}", title,
                   f"python bench/serve.py --seconds {args.seconds:g} --documents {args.documents} "
-                  f"--mlflow-workers {args.mlflow_workers}", body, line)
+                  f"--mlflow-workers {args.mlflow_workers}{flags}", body, line)
+
+
+def replicas_text(args, cpus: int) -> str:
+    share = args.cpus or cpus
+    return f"{args.replicas} replica{'s' * (args.replicas > 1)} x {share:g} CPU, each with {max(1, int(share))} engine thread" \
+        + "s" * (max(1, int(share)) > 1)
 
 
 def cpu_table(rows: list[dict], names: list[str]) -> str:
