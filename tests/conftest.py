@@ -88,6 +88,21 @@ def tiny_llama_dir(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def sharp_llama_dir(tiny_llama_dir, tmp_path_factory):
+    """The tiny LM with 10x larger initial weights: each row of a batch generates its own tokens."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(tiny_llama_dir)
+    config.initializer_range *= 10
+    path = tmp_path_factory.mktemp("tiny-llama-sharp")
+    torch.manual_seed(1)
+    AutoModelForCausalLM.from_config(config).save_pretrained(path)
+    AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
     """An artifact cache of the test module's own ($INFERSWEEP_CACHE), shared by its tests."""

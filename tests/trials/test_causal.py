@@ -105,7 +105,7 @@ def test_torch_runs_causal_on_cpu_at_four_precisions():
     assert check(TrialSpec(task="causal", model="m"), CPU) is None
 
 
-CAUSAL_RUNTIMES = "torch, onnxruntime, torch_compile"
+CAUSAL_RUNTIMES = "torch, onnxruntime, torch_compile, openvino"
 
 
 @pytest.mark.parametrize("runtime", [name for name in RUNTIMES if name not in CAUSAL_RUNTIMES.split(", ")])
@@ -275,8 +275,8 @@ def test_trial_records_truncation(tiny_llama_dir, tmp_path):
     assert any(note.startswith("causal: 1 of 2 documents were cut") for note in report.notes)
 
 
-def test_causal_on_openvino_is_infeasible_in_a_trial(tiny_llama_dir, tmp_path):
-    report = run_trial(causal_spec(tiny_llama_dir, runtime="openvino"), tmp_path)
+def test_causal_on_torchscript_is_infeasible_in_a_trial(tiny_llama_dir, tmp_path):
+    report = run_trial(causal_spec(tiny_llama_dir, runtime="torchscript"), tmp_path)
     assert report.status == "infeasible"
     assert f"does not run the causal task; use one of: {CAUSAL_RUNTIMES}" in report.reason
 

@@ -39,20 +39,6 @@ def _spec(model_dir, **overrides) -> TrialSpec:
 
 
 @pytest.fixture(scope="module")
-def sharp_llama_dir(tiny_llama_dir, tmp_path_factory):
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    config = AutoConfig.from_pretrained(tiny_llama_dir)
-    config.initializer_range *= 10
-    path = tmp_path_factory.mktemp("tiny-llama-sharp")
-    torch.manual_seed(1)
-    AutoModelForCausalLM.from_config(config).save_pretrained(path)
-    AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def dirs(tiny_llama_dir, sharp_llama_dir):
     return {"tiny": tiny_llama_dir, "sharp": sharp_llama_dir}
 

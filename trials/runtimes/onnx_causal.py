@@ -20,7 +20,7 @@ from infersweep.trials.runtimes.base import PreparedModel
 from infersweep.trials.runtimes.onnx_causal_export import GRAPH, graph_bytes, kv_shape, past_names
 from infersweep.trials.runtimes.ort_recipes import GPU_HINT, cuda_index, session_options, spinning_default
 
-__all__ = ["OrtCausalEngine", "eos_ids"]
+__all__ = ["GreedyDecoder", "OrtCausalEngine", "eos_ids"]
 
 
 def eos_ids(module) -> set[int]:
@@ -31,8 +31,61 @@ def eos_ids(module) -> set[int]:
     return set(ids if isinstance(ids, (list, tuple)) else [] if ids is None else [ids])
 
 
-class OrtCausalEngine:
+class GreedyDecoder:
+    """`generate` (greedy, KV cache, Hugging Face semantics) and `__call__` (last-position logits)
+    over an engine's `step(input_ids, attention_mask, position_ids, past) -> (logits, present)`
+    and `_empty_past(batch)`; the engine names its `eos` ids and `pad_token_id`."""
+
+    name = "the causal engine"
+
+    # -- the GeneratingEngine protocol -----------------------------------------------------------------
+    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20, pad_token_id=None,
+                 streamer=None, do_sample: bool = False, num_beams: int = 1, **ignored):
+        """Prompt + greedy continuation ([batch, prompt + new] torch int64), like HF's generate."""
+        import numpy as np
+        import torch
+
+        if do_sample or num_beams != 1:
+            raise ValueError(f"{self.name} decodes greedily (do_sample=False, num_beams=1)")
+        prompt = _as_int64(input_ids)
+        mask = np.ones_like(prompt) if attention_mask is None else _as_int64(attention_mask)
+        pad = pad_token_id if pad_token_id is not None else self.pad_token_id
+        pad = pad if pad is not None else min(self.eos, default=0)
+        if streamer is not None:
+            streamer.put(torch.from_numpy(prompt))
+        positions = np.where(mask == 0, 0, mask.cumsum(-1) - 1)
+        ids, past, done, new = prompt, self._empty_past(prompt.shape[0]), np.zeros(prompt.shape[0], bool), []
+        eos = np.array(sorted(self.eos), dtype=np.int64)
+        for _ in range(max_new_tokens):
+            logits, past = self.step(ids, mask, positions, past)
+            token = np.where(done, pad, logits.argmax(-1)).astype(np.int64)
+            new.append(token)
+            if streamer is not None:
+                streamer.put(torch.from_numpy(token))
+            done |= np.isin(token, eos)
+            if done.all():
+                break
+            ids, positions = token[:, None], positions[:, -1:] + 1
+            mask = np.concatenate([mask, np.ones((mask.shape[0], 1), dtype=np.int64)], axis=1)
+        if streamer is not None:
+            streamer.end()
+        out = np.concatenate([prompt, np.stack(new, axis=1)], axis=1) if new else prompt
+        return torch.from_numpy(out)
+
+    def __call__(self, input_ids, attention_mask=None, **ignored):
+        """The last position's logits ([batch, vocab]) for a left-padded prompt (no past)."""
+        import numpy as np
+
+        ids = _as_int64(input_ids)
+        mask = np.ones_like(ids) if attention_mask is None else _as_int64(attention_mask)
+        logits, _ = self.step(ids, mask, np.where(mask == 0, 0, mask.cumsum(-1) - 1), self._empty_past(ids.shape[0]))
+        return logits
+
+
+class OrtCausalEngine(GreedyDecoder):
     """One ORT session behind `generate` (greedy, KV cache) and `__call__` (last-position logits)."""
+
+    name = "the onnxruntime causal engine"
 
     def __init__(self, folder: Path, spec, model: PreparedModel, cache_info: dict | None = None):
         import onnxruntime as ort
@@ -80,49 +133,6 @@ class OrtCausalEngine:
         self.session.run_with_iobinding(binding)
         logits, *present = binding.get_outputs()
         return logits.numpy()[:, -1, :], present
-
-    # -- the GeneratingEngine protocol -----------------------------------------------------------------
-    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20, pad_token_id=None,
-                 streamer=None, do_sample: bool = False, num_beams: int = 1, **ignored):
-        """Prompt + greedy continuation ([batch, prompt + new] torch int64), like HF's generate."""
-        import numpy as np
-        import torch
-
-        if do_sample or num_beams != 1:
-            raise ValueError("the onnxruntime causal engine decodes greedily (do_sample=False, num_beams=1)")
-        prompt = _as_int64(input_ids)
-        mask = np.ones_like(prompt) if attention_mask is None else _as_int64(attention_mask)
-        pad = pad_token_id if pad_token_id is not None else self.pad_token_id
-        pad = pad if pad is not None else min(self.eos, default=0)
-        if streamer is not None:
-            streamer.put(torch.from_numpy(prompt))
-        positions = np.where(mask == 0, 0, mask.cumsum(-1) - 1)
-        ids, past, done, new = prompt, self._empty_past(prompt.shape[0]), np.zeros(prompt.shape[0], bool), []
-        eos = np.array(sorted(self.eos), dtype=np.int64)
-        for _ in range(max_new_tokens):
-            logits, past = self.step(ids, mask, positions, past)
-            token = np.where(done, pad, logits.argmax(-1)).astype(np.int64)
-            new.append(token)
-            if streamer is not None:
-                streamer.put(torch.from_numpy(token))
-            done |= np.isin(token, eos)
-            if done.all():
-                break
-            ids, positions = token[:, None], positions[:, -1:] + 1
-            mask = np.concatenate([mask, np.ones((mask.shape[0], 1), dtype=np.int64)], axis=1)
-        if streamer is not None:
-            streamer.end()
-        out = np.concatenate([prompt, np.stack(new, axis=1)], axis=1) if new else prompt
-        return torch.from_numpy(out)
-
-    def __call__(self, input_ids, attention_mask=None, **ignored):
-        """The last position's logits ([batch, vocab]) for a left-padded prompt (no past)."""
-        import numpy as np
-
-        ids = _as_int64(input_ids)
-        mask = np.ones_like(ids) if attention_mask is None else _as_int64(attention_mask)
-        logits, _ = self.step(ids, mask, np.where(mask == 0, 0, mask.cumsum(-1) - 1), self._empty_past(ids.shape[0]))
-        return logits
 
     def size_mb(self) -> float:
         return graph_bytes(self.artifact_path / GRAPH) / 2**20

@@ -45,7 +45,7 @@ from infersweep.trials.runtimes.ort_recipes import INT8_DYNAMIC, ORT_LIBS, quiet
 from infersweep.trials.runtimes.torch_precision import CAUSAL_INT8_SKIP
 
 __all__ = ["causal_recipes", "GRAPH", "EXPORT_FORMAT", "CAUSAL_INT8", "CAUSAL_INT4", "build_causal_graph",
-           "export_causal", "kv_shape", "EXTERNAL_DATA_BYTES", "graph_bytes", "needs_external_data", "externalize",
+           "causal_export_entry", "export_causal", "kv_shape", "EXTERNAL_DATA_BYTES", "graph_bytes", "needs_external_data", "externalize",
            "quantize_causal_int8", "quantize_causal_int4", "convert_causal_fp16", "past_names", "present_names"]
 
 GRAPH = "decoder.onnx"
@@ -69,7 +69,7 @@ def present_names(layers: int) -> list[str]:
 def build_causal_graph(model: PreparedModel, precision: str, recipe: Recipe, cache: ArtifactCache,
                        log: CacheLog) -> Path:
     """The folder holding decoder.onnx at `precision` by `recipe` (built or taken from the cache)."""
-    exported = _export_entry(model, cache, log)
+    exported = causal_export_entry(model, cache, log)
     if recipe.build is None:
         return exported.path
     parts = {"export": exported.key, "precision": str(precision), "knobs": dict(recipe.knobs),
@@ -79,7 +79,7 @@ def build_causal_graph(model: PreparedModel, precision: str, recipe: Recipe, cac
     return entry.path
 
 
-def _export_entry(model: PreparedModel, cache: ArtifactCache, log: CacheLog):
+def causal_export_entry(model: PreparedModel, cache: ArtifactCache, log: CacheLog):
     parts = {"model": model_fingerprint(model.module), "opset": OPSET, "format": EXPORT_FORMAT,
              "versions": library_versions("torch", "transformers", "onnx")}
     return log.add("export", cache.get_or_build("onnx-causal-export", parts,

@@ -22,6 +22,9 @@ The pipeline, each step an artifact-cache entry keyed on the one before it:
 
 fp32 and bf16 share the converted IR (bf16 is a compile setting). bf16 needs a CPU with native bf16
 (AVX512-BF16 or AMX): elsewhere OpenVINO quietly runs f32 and calls it bf16, so it is infeasible there.
+The causal task (decoder-only LMs) runs fp32, bf16 and int4_weight from the onnxruntime runtime's
+causal export: openvino_causal.py.
+
 Not here: int8_dynamic (OpenVINO's int8 weight compression keeps activations float on CPUs
 without VNNI/AMX, so it is weight-only int8, which no precision names), fp16 and CUDA.
 """
@@ -34,14 +37,16 @@ from pathlib import Path
 
 from infersweep.trials.errors import InfersweepError
 from infersweep.trials.precision import Precision as P
-from infersweep.trials.runtimes.base import (PreparedModel, Recipe, Runtime, Unsupported, file_size_mb,
-                                             import_or_hint, recipe_for)
+from infersweep.trials.runtimes.base import (PreparedModel, ProfilingUnsupported, Recipe, Runtime, Unsupported,
+                                             file_size_mb, import_or_hint, recipe_for)
 from infersweep.trials.runtimes.cache import ArtifactCache, CacheLog, library_versions
 from infersweep.trials.runtimes.onnx_export import export_entry
+from infersweep.trials.runtimes.openvino_causal import (CAUSAL_INT4, OpenVinoCausalEngine, build_ov_causal,
+                                                       compress_causal_int4)
 from infersweep.trials.runtimes.ort_recipes import as_numpy, calibration_fingerprint, quiet
 
 __all__ = ["OV_HINT", "OV_LIBS", "SMOOTH_QUANT_MIN_SENTENCES", "OpenVinoEngine", "OpenVinoRuntime",
-           "OpenVinoUnavailable", "compile_config", "build_ov_model"]
+           "OpenVinoUnavailable", "compile_config", "build_ov_model", "check_bf16", "compress_ir_int4"]
 
 OV_HINT = "pip install 'infersweep[openvino]'"
 OV_LIBS = ("openvino", "nncf")
@@ -105,10 +110,15 @@ def quantize_int8_static(ir: Path, dst: Path, model: PreparedModel) -> dict:
 
 
 def compress_int4(ir: Path, dst: Path, model: PreparedModel) -> dict:
+    return compress_ir_int4(ir, dst, INT4_WEIGHT)
+
+
+def compress_ir_int4(ir: Path, dst: Path, knobs: dict) -> dict:
+    """nncf.compress_weights INT4_SYM of the IR at `ir` (knobs: group_size, ratio), saved at `dst`."""
     ov, nncf = _ov(), _nncf()
     with _silenced():
         compressed = nncf.compress_weights(ov.Core().read_model(str(ir)), mode=nncf.CompressWeightsMode.INT4_SYM,
-                                           group_size=INT4_WEIGHT["group_size"], ratio=INT4_WEIGHT["ratio"])
+                                           group_size=knobs["group_size"], ratio=knobs["ratio"])
     ov.save_model(compressed, str(dst), compress_to_fp16=False)
     kinds = [op.get_element_type().get_type_name() for op in compressed.get_ops() if op.get_type_name() == "Constant"]
     return {"int4_weights": sum(kind in ("i4", "u4") for kind in kinds),
@@ -158,8 +168,7 @@ class OpenVinoEngine:
         self.artifact_path = Path(path)
         self.input_names = list(model.input_names)
         core = ov.Core()
-        if inference_precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-            raise OpenVinoUnavailable(_bf16_reason())
+        check_bf16(core, inference_precision)
         config = compile_config(spec, inference_precision)
         self.config = config  # kept: the profiler compiles the same model again with PERF_COUNT on
         start = time.perf_counter()
@@ -185,19 +194,33 @@ class OpenVinoEngine:
         self.compiled = None
 
 
+def check_bf16(core, inference_precision: str) -> None:
+    """Refuse bf16 on a CPU plugin without native bf16 (it would run f32 and call it bf16)."""
+    if inference_precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        raise OpenVinoUnavailable(_bf16_reason())
+
+
 def _bf16_reason() -> str:
     return ("this CPU has no native bf16 (AVX512-BF16 or AMX): OpenVINO would run f32 and call it bf16; "
             "use fp32 or int8_static on openvino, or run on a CPU with AVX512-BF16/AMX")
 
 
+_NO_FP16 = Unsupported("the CPU plugin has no fp16 compute on x86 CPUs: use bf16 (AVX512-BF16/AMX) or int8_static; "
+                       "fp16 runs on cuda with onnxruntime or tensorrt")
+_NO_CAUSAL_INT8 = Unsupported(
+    "int8 for the causal task on openvino would need static calibration with recorded past key/values, which "
+    "nothing collects yet: use int4_weight on openvino, or int8_dynamic on onnxruntime or torch")
+
+
 class OpenVinoRuntime(Runtime):
     name = "openvino"
     support = {
-        ("extractive", "cpu"): {**RECIPES, P.INT8_DYNAMIC: _NO_INT8_DYNAMIC,
-                                P.FP16: Unsupported("the CPU plugin has no fp16 compute on x86 CPUs: use bf16 "
-                                                    "(AVX512-BF16/AMX) or int8_static; fp16 runs on cuda with "
-                                                    "onnxruntime or tensorrt")},
+        ("extractive", "cpu"): {**RECIPES, P.INT8_DYNAMIC: _NO_INT8_DYNAMIC, P.FP16: _NO_FP16},
         ("extractive", "cuda"): {p: Unsupported(_ON_CUDA) for p in P},
+        ("causal", "cpu"): {P.FP32: RECIPES[P.FP32], P.BF16: RECIPES[P.BF16], P.FP16: _NO_FP16,
+                            P.INT8_DYNAMIC: _NO_CAUSAL_INT8, P.INT8_STATIC: _NO_CAUSAL_INT8,
+                            P.INT4_WEIGHT: Recipe(compress_causal_int4, CAUSAL_INT4, requires=_NEEDS_NNCF)},
+        ("causal", "cuda"): {p: Unsupported(_ON_CUDA) for p in P},
     }
     requires = _NEEDS_OV
     caches_artifacts = True
@@ -208,11 +231,17 @@ class OpenVinoRuntime(Runtime):
         return None
 
     def profile(self, engine, spec, run, trace: Path) -> dict[str, tuple[float, int]]:
+        if isinstance(engine, OpenVinoCausalEngine):
+            raise ProfilingUnsupported("OpenVINO's per-node counters are read for the extractive engine's one "
+                                       "request; profile a causal variant on runtime 'onnxruntime' or 'torch'")
         return ov_operators(engine, run, trace)
 
-    def prepare(self, model: PreparedModel, spec, workdir: Path) -> OpenVinoEngine:
+    def prepare(self, model: PreparedModel, spec, workdir: Path):
         log = CacheLog()
         recipe = recipe_for(self, spec)
+        if spec.task == "causal":
+            path = build_ov_causal(model, spec.precision, recipe, ArtifactCache(), log)
+            return OpenVinoCausalEngine(path, spec, model, recipe.knobs["inference_precision"], log.info())
         path = build_ov_model(model, spec.precision, recipe, ArtifactCache(), log)
         return OpenVinoEngine(path, spec, model, recipe.knobs["inference_precision"], log.info())
 
