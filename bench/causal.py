@@ -1,7 +1,7 @@
 """Benchmark: an LLM summarizer (the causal task) on real news, per precision and batch size (issue 13, item 7).
 
 SmolLM2-135M-Instruct (`smollm2-135m-instruct`, converted from its GGUF file on first use) at every
-precision torch eager and ONNX Runtime declare for causal on CPU (`--variants runtime:precision,...`
+precision torch eager, ONNX Runtime, torch.compile and OpenVINO declare for causal on CPU (`--variants runtime:precision,...`
 picks some), at each batch size, each through
 `trials.run_trial` on the shared CNN/DailyMail validation file: ms per document, time to first
 token, time per output token, output tokens/s, size, serving memory, ROUGE-1/2/Lsum, ROUGE-Lsum drop
@@ -34,7 +34,7 @@ HEADERS = ["runtime", "precision", "batch", "ms per document", "speedup vs fp32"
            "agreement with fp32 (ROUGE-L)", "notes"]
 
 
-RUNTIMES = ("torch", "onnxruntime", "torch_compile")
+RUNTIMES = ("torch", "onnxruntime", "torch_compile", "openvino")
 
 
 def cpu_variants() -> list[tuple[str, str]]:
