@@ -150,11 +150,11 @@ async def _load(url: str, docs: list[str], rate: float, seconds: float, max_requ
 
 
 #: (role, what its command line holds), first match wins; Ray names its workers "ray::<actor>"
-ROLES = (("serve proxy", "ProxyActor"), ("gateway", ":gateway"), ("model replica", ":summarizer"),
+ROLES = (("load generator", "bench/serve.py"), ("serve proxy", "ProxyActor"), ("gateway", ":gateway"),
+         ("model replica", ":summarizer"),
          ("serve controller", "ServeController"), ("ray daemons", "raylet"), ("ray daemons", "gcs_server"),
          ("ray daemons", "dashboard"), ("ray daemons", "ray/_private"), ("ray daemons", "ray::"),
-         ("mlflow server", "mlflow"), ("mlflow server", "gunicorn"), ("mlflow server", "uvicorn"),
-         ("load generator", "bench/serve.py"))
+         ("mlflow server", "mlflow"), ("mlflow server", "gunicorn"), ("mlflow server", "uvicorn"))
 
 
 def role_of(cmdline: str) -> str:
@@ -217,9 +217,11 @@ def main() -> None:
     parser.add_argument("--documents", choices=("cnn", "sample"), default="cnn",
                         help="CNN/DailyMail articles (when the shared file is present) or the shorter bundled sample")
     parser.add_argument("--only", choices=("mlflow", "infersweep"), default=None)
-    parser.add_argument("--replicas", type=int, default=1, help="infersweep serve --replicas")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument("--replicas", type=int, default=None,
+                        help="infersweep serve --replicas (default: its own, one 1-CPU replica per CPU)")
     parser.add_argument("--cpus", type=float, default=None,
-                        help="infersweep serve --cpus: CPUs (engine threads) per replica (default: the trial's, all)")
+                        help="infersweep serve --cpus: CPUs (engine threads) per replica (default: its own)")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     line, load_before = machine(), uptime()
@@ -248,7 +250,8 @@ def main() -> None:
                 "infersweep serve",
                 [sys.executable, "-m", "infersweep", "serve", model_uri, "--tracking-uri", uri, "--port", str(port),
                  "--batch-wait-ms", str(args.batch_wait_ms), "--max-queue", str(args.max_queue),
-                 "--replicas", str(args.replicas), *(["--cpus", f"{args.cpus:g}"] if args.cpus else [])],
+                 *(["--replicas", str(args.replicas)] if args.replicas else []),
+                 *(["--cpus", f"{args.cpus:g}"] if args.cpus else [])],
                 "/health", port, env, tmp / "infersweep.log"),
         }
         for name, start in servers.items():
@@ -294,19 +297,23 @@ def report(args, rows: list[dict], docs_text: str, cpus: int, line: str, before:
     body += "\n\n" + cpu_table(rows, names)
     print(body)
     title = f"Serving {docs_text.split(' ', 1)[1]}: infersweep serve vs mlflow models serve (bench/serve.py)"
-    layout = "" if args.replicas == 1 and not args.cpus else f"-r{args.replicas}x{args.cpus or cpus:g}"
+    layout = "" if not (args.replicas or args.cpus) else f"-r{args.replicas or 1}x{args.cpus or cpus:g}"
     if layout:
         title += f", {replicas_text(args, cpus)}"
-    flags = (f" --replicas {args.replicas}" if args.replicas != 1 else "") + (f" --cpus {args.cpus:g}" if args.cpus else "")
+    flags = (f" --replicas {args.replicas}" if args.replicas else "") + (f" --cpus {args.cpus:g}" if args.cpus else "")
+    if args.no_write:
+        return
     write_section(f"serve-{args.documents}{layout}", title,
                   f"python bench/serve.py --seconds {args.seconds:g} --documents {args.documents} "
                   f"--mlflow-workers {args.mlflow_workers}{flags}", body, line)
 
 
 def replicas_text(args, cpus: int) -> str:
-    share = args.cpus or cpus
-    return f"{args.replicas} replica{'s' * (args.replicas > 1)} x {share:g} CPU, each with {max(1, int(share))} engine thread" \
-        + "s" * (max(1, int(share)) > 1)
+    from infersweep.serving.config import replica_layout
+
+    replicas, share = replica_layout(cpus, "cpu", args.replicas, args.cpus)
+    threads = max(1, int(share))
+    return f"{replicas} replica{'s' * (replicas > 1)} x {share:g} CPU, {threads} engine thread{'s' * (threads > 1)} each"
 
 
 def cpu_table(rows: list[dict], names: list[str]) -> str:

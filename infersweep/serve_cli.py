@@ -30,13 +30,16 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535),
     address: Optional[str] = typer.Option(None, help="Ray cluster: auto, HOST:PORT or ray://HOST:10001 "
                                                      "(default: a local Ray instance)"),
-    replicas: int = typer.Option(1, min=1, help="model replicas, each pinned to the trial's CPU/GPU share"),
+    replicas: Optional[int] = typer.Option(None, min=1, help="model replicas, each pinned to its CPU/GPU share "
+                                                             "(default: on a CPU, one 1-CPU replica per CPU of "
+                                                             "the trial; on a GPU, one)"),
     min_replicas: Optional[int] = typer.Option(None, min=0, help="autoscaling: fewest replicas (with --max-replicas)"),
     max_replicas: Optional[int] = typer.Option(None, min=1, help="autoscaling: most replicas"),
     max_batch_size: Optional[int] = typer.Option(None, min=1, help="documents per engine call "
                                                                    "(default: the trial's batch size)"),
     batch_wait_ms: float = typer.Option(10.0, min=0, help="longest wait for a batch to fill"),
-    cpus: Optional[float] = typer.Option(None, help="CPUs per replica (default: the trial's)"),
+    cpus: Optional[float] = typer.Option(None, help="CPUs per replica, its engine threads (default: 1 with the "
+                                                    "default replicas, else the trial's)"),
     max_queue: int = typer.Option(64, min=1, help="requests in the server at once; beyond: 503 + Retry-After "
                                                "(a full queue should wait less than clients do)"),
     max_document_tokens: int = typer.Option(8192, min=16, help="longest document accepted, in tokens"),
@@ -51,17 +54,19 @@ def serve(
 
     from infersweep.cluster.connect import address_kind
     from infersweep.errors import validation_message
-    from infersweep.serving.config import ServeConfig, batching_kind
+    from infersweep.serving.config import ServeConfig, batching_kind, replica_layout
     from infersweep.trials.package import variant_spec
 
     remote = address_kind(address) != "local"
     with tempfile.TemporaryDirectory(prefix="infersweep-serve-") as tmp:
         variant, source = _variant(target, sweep, storage, tracking_uri, Path(tmp), remote)
         spec = variant_spec(variant)
+        autoscaled = min_replicas is not None or max_replicas is not None
+        replicas, cpus = replica_layout(spec.cpus, spec.device, 1 if autoscaled else replicas, cpus)
         try:
             config = ServeConfig(max_batch_size=max_batch_size or spec.batch_size, batch_wait_ms=batch_wait_ms,
                                  replicas=replicas, min_replicas=min_replicas, max_replicas=max_replicas,
-                                 cpus_per_replica=cpus or spec.cpus, gpus_per_replica=1.0 if spec.device == "cuda" else 0.0,
+                                 cpus_per_replica=cpus, gpus_per_replica=1.0 if spec.device == "cuda" else 0.0,
                                  max_queue=max_queue, max_document_tokens=max_document_tokens)
         except ValidationError as exc:
             fail(validation_message(exc))

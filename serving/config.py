@@ -5,7 +5,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["ServeConfig", "batching_kind"]
+__all__ = ["ServeConfig", "batching_kind", "replica_layout"]
 
 
 class ServeConfig(BaseModel):
@@ -40,6 +40,19 @@ class ServeConfig(BaseModel):
     def threads_per_replica(self) -> int:
         """A replica's engine threads: its whole CPUs, at least one."""
         return max(1, int(self.cpus_per_replica))
+
+
+def replica_layout(trial_cpus: float, device: str, replicas: int | None, cpus: float | None) -> tuple[int, float]:
+    """(replicas, CPUs per replica) when the user gave `replicas` and/or `cpus` or neither.
+
+    Neither, on a CPU: the trial's CPU share split into single-CPU replicas (2 CPUs: two 1-CPU
+    replicas, each engine on a core of its own). On 2 cores serving CNN/DailyMail articles, two
+    single-threaded replicas answered 1.35x the requests/s of one two-threaded replica
+    (docs/benchmarks.md): the proxy and the gateway take CPU time that a two-thread engine waits
+    for at every parallel region. A GPU variant: one replica per GPU."""
+    if replicas is None and cpus is None and device == "cpu":
+        return max(1, int(trial_cpus)), 1.0
+    return replicas or 1, cpus or trial_cpus
 
 
 def batching_kind(task: str) -> str:
