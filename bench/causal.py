@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=50, help="documents (a deterministic slice of the shared file)")
     ap.add_argument("--batch-sizes", default="1,8")
+    ap.add_argument("--reference-only", default="", help="batch sizes (comma-separated) at which only torch fp32 "
+                    "runs, as a reference for the 'vs fp32 batch 1' column (saves the other variants' time there)")
     ap.add_argument("--variants", default="", help="comma-separated runtime:precision (default: every causal CPU "
                     "precision of torch and onnxruntime); torch:fp32, the reference, is always run first")
     ap.add_argument("--max-new-tokens", type=int, default=96)
@@ -93,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-causal-") as tmp:
         for batch in (int(b) for b in args.batch_sizes.split(",")):
             baseline = None
-            for runtime, precision in variants:
+            reference_only = str(batch) in args.reference_only.split(",")
+            for runtime, precision in (variants[:1] if reference_only else variants):
                 spec = TrialSpec(model=MODEL, task="causal", dataset=str(SHARED_CNN), n=args.n, batch_size=batch,
                                  precision=precision, runtime=runtime, cpus=args.cpus, warmup=1, repeats=1,
                                  timing={"max_seconds": args.max_seconds},
