@@ -45,7 +45,8 @@ from infersweep.trials.runtimes.ort_recipes import INT8_DYNAMIC, ORT_LIBS, quiet
 from infersweep.trials.runtimes.torch_precision import CAUSAL_INT8_SKIP
 
 __all__ = ["causal_recipes", "GRAPH", "EXPORT_FORMAT", "CAUSAL_INT8", "CAUSAL_INT4", "build_causal_graph",
-           "causal_export_entry", "export_causal", "kv_shape", "EXTERNAL_DATA_BYTES", "graph_bytes", "needs_external_data", "externalize",
+           "causal_export_entry", "export_causal", "kv_shape", "EXTERNAL_DATA_BYTES", "graph_bytes",
+           "needs_external_data", "externalize",
            "quantize_causal_int8", "quantize_causal_int4", "convert_causal_fp16", "past_names", "present_names"]
 
 GRAPH = "decoder.onnx"
@@ -89,7 +90,9 @@ def causal_export_entry(model: PreparedModel, cache: ArtifactCache, log: CacheLo
 def _convert(build, src: Path, dst: Path) -> dict:
     start = time.perf_counter()
     facts = build(src / GRAPH, dst / GRAPH) or {}
-    return {**facts, "seconds": round(time.perf_counter() - start, 3)}
+    # the steps save weights beside a large graph in one `decoder.onnx.data`, as the export does
+    return {**facts, "external_data": needs_external_data(src / GRAPH),
+            "seconds": round(time.perf_counter() - start, 3)}
 
 
 def export_causal(module, folder: Path) -> dict:
@@ -193,15 +196,12 @@ def quantize_causal_int8(src: Path, dst: Path) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     skip = _skipped_matmuls(onnx.load(str(src), load_external_data=False).graph)
-    external = needs_external_data(src)
     with quiet():
         quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True,
                          reduce_range=CAUSAL_INT8["reduce_range"], nodes_to_exclude=skip,
-                         op_types_to_quantize=["MatMul"], use_external_data_format=external,
+                         op_types_to_quantize=["MatMul"], use_external_data_format=needs_external_data(src),
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    if external:  # one data file, named like the export's
-        externalize(dst)
-    return {"fp32_matmuls": len(skip), "reduce_range": CAUSAL_INT8["reduce_range"], "external_data": external}
+    return {"fp32_matmuls": len(skip), "reduce_range": CAUSAL_INT8["reduce_range"]}
 
 
 def quantize_causal_int4(src: Path, dst: Path) -> dict:
@@ -213,12 +213,8 @@ def quantize_causal_int4(src: Path, dst: Path) -> dict:
                                          block_size=CAUSAL_INT4["block_size"], is_symmetric=CAUSAL_INT4["symmetric"],
                                          accuracy_level=CAUSAL_INT4["accuracy_level"])
         quantizer.process()
-        external = needs_external_data(src)
-        quantizer.model.save_model_to_file(str(dst), use_external_data_format=external)
-    if external:
-        externalize(dst)
-    return {"matmulnbits": sum(1 for n in quantizer.model.model.graph.node if n.op_type == "MatMulNBits"),
-            "external_data": external}
+        quantizer.model.save_model_to_file(str(dst), use_external_data_format=needs_external_data(src))
+    return {"matmulnbits": sum(1 for n in quantizer.model.model.graph.node if n.op_type == "MatMulNBits")}
 
 
 def convert_causal_fp16(src: Path, dst: Path) -> dict:
@@ -228,11 +224,9 @@ def convert_causal_fp16(src: Path, dst: Path) -> dict:
     with quiet():
         graph = OnnxModel(onnx.load(str(src)))
         graph.convert_float_to_float16(keep_io_types=True)
-        external = needs_external_data(src)
-        graph.save_model_to_file(str(dst), use_external_data_format=external, all_tensors_to_one_file=True)
-    if external:
-        externalize(dst)
-    return {"external_data": external}
+        graph.save_model_to_file(str(dst), use_external_data_format=needs_external_data(src),
+                                 all_tensors_to_one_file=True)
+    return {}
 
 
 _NO_STATIC = Unsupported("static calibration of the decoder needs recorded past key/values, which nothing collects "
