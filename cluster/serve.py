@@ -54,7 +54,9 @@ class SummarizerReplica:
         self.summarizer = None
         self.error: str | None = None
         self._done = threading.Event()
-        self.engine_thread = EngineThread(self.config.threads_per_replica if not self.config.gpus_per_replica else 1)
+        # engine threads: the replica's whole CPUs; a GPU replica keeps its trial's own setting
+        self.threads = None if self.config.gpus_per_replica else self.config.threads_per_replica
+        self.engine_thread = EngineThread(self.threads or 1)
         # loading and warming take seconds: in the background, so /health can say "not yet"
         self.engine_thread.submit(self._load, source, tracking_uri)
 
@@ -69,8 +71,7 @@ class SummarizerReplica:
                 from infersweep.tracking.registry import download_variant
 
                 variant = download_variant(source, tracking_uri)
-            threads = None if self.config.gpus_per_replica else self.config.threads_per_replica
-            summarizer = Summarizer(variant, batch_size=self.config.max_batch_size, cpus=threads)
+            summarizer = Summarizer(variant, batch_size=self.config.max_batch_size, cpus=self.threads)
             summarizer.summarize([WARMUP_DOCUMENT] * self.config.max_batch_size)  # at the served batch size
             self.summarizer = summarizer
         except Exception as exc:

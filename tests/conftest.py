@@ -68,6 +68,12 @@ TINY_CHAT_TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}> {{ m['content'] 
                       "{% if add_generation_prompt %}<assistant> {% endif %}")
 
 
+#: prompts for the tiny causal LMs: lengths differ, so a batch of them is left-padded
+CAUSAL_DOCUMENTS = ["Rain fell on the town for a week.", "The mayor opened the fair on Tuesday, and the crowds "
+                    "came early to see the prize cattle and the new bridge over the river.", "Prices rose.",
+                    "Schools will close early on Friday because of the storm, officials said."]
+
+
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory) -> Path:
     """A random Llama-layout causal LM (grouped-query attention: 4 heads, 2 KV heads) with the

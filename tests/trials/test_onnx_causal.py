@@ -20,15 +20,13 @@ from infersweep.trials.hardware import Hardware
 from infersweep.trials.measure import OUTPUT_TOKENS_PER_S, TPOT, TTFT
 from infersweep.trials.runtimes import get_runtime
 from infersweep.trials.runtimes.base import missing_requirement, precisions_for
+from tests.conftest import CAUSAL_DOCUMENTS as DOCUMENTS
 
 CPU = Hardware(cpu_model="test cpu", cpu_count=2)
 GPU = Hardware(cpu_model="test cpu", cpu_count=2, cuda_available=True, gpu_name="H100", gpu_count=1,
                gpu_compute_capability=(9, 0))
 QUICK_TIMING = {"max_seconds": 1, "min_passes": 1, "min_batches": 1, "rel_halfwidth_pct": 100}
 MIN_COSINE = {"fp32": 0.9999, "int8_dynamic": 0.99, "int4_weight": 0.90, "fp16": 0.99}
-DOCUMENTS = ["Rain fell on the town for a week.", "The mayor opened the fair on Tuesday, and the crowds came "
-             "early to see the prize cattle and the new bridge over the river.", "Prices rose.",
-             "Schools will close early on Friday because of the storm, officials said."]
 
 
 def _spec(model_dir, **overrides) -> TrialSpec:

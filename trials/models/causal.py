@@ -19,7 +19,7 @@ from infersweep.trials.models import resolve_model
 from infersweep.trials.models.sentences import split_sentences
 from infersweep.trials.runtimes.base import GeneratingEngine, PreparedModel
 
-__all__ = ["CausalBatch", "CausalSummarizer", "PLAIN_TEMPLATE", "clean_output"]
+__all__ = ["CausalBatch", "CausalSummarizer", "PLAIN_TEMPLATE", "clean_output", "prompt_budget"]
 
 #: the prompt of a tokenizer without a chat template
 PLAIN_TEMPLATE = "{system}\n\n{user}\n\nArticle:\n{document}\n\nSummary:"
@@ -33,6 +33,16 @@ def clean_output(text: str) -> str:
     text = _BULLET.sub("", _PREAMBLE.sub("", text.strip()))
     text = " ".join(text.split())
     return "\n".join(split_sentences(text)) or text
+
+
+def _positions(config) -> int:
+    return getattr(config, "max_position_embeddings", None) or 10**9
+
+
+def prompt_budget(config, settings) -> int:
+    """Tokens a prompt may take: `settings.max_input_tokens`, capped by the model's positions minus
+    `settings.max_new_tokens`."""
+    return min(settings.max_input_tokens, _positions(config) - settings.max_new_tokens)
 
 
 @dataclass
@@ -84,11 +94,11 @@ class CausalSummarizer:
         # structurally pruned or not (a pruned variant records its layer shapes in its config)
         self.module = load_causal_lm(path, trust_remote_code=spec.trust_remote_code).float().eval()
         self.config = self.module.config
-        positions = getattr(self.config, "max_position_embeddings", None) or 10**9
-        self.max_input_tokens = min(self.settings.max_input_tokens, positions - self.settings.max_new_tokens)
+        self.max_input_tokens = prompt_budget(self.config, self.settings)
         if self.max_input_tokens < 16:
             raise ValueError(f"causal.max_new_tokens {self.settings.max_new_tokens} leaves "
-                             f"{self.max_input_tokens} of the model's {positions} positions for the prompt")
+                             f"{self.max_input_tokens} of the model's {_positions(self.config)} positions "
+                             "for the prompt")
         self.chat = bool(getattr(self.tokenizer, "chat_template", None))
         self.eos_ids = self._eos_ids()
         self.token_timings = TokenTimings()

@@ -105,9 +105,9 @@ def _compiled_graphs() -> int:
 
 def static_cache_len(module, spec) -> int:
     """The KV-cache positions a causal trial can need: its prompt budget plus its new tokens."""
-    positions = getattr(module.config, "max_position_embeddings", None) or 10**9
-    budget = min(spec.causal.max_input_tokens, positions - spec.causal.max_new_tokens)
-    return budget + spec.causal.max_new_tokens
+    from infersweep.trials.models.causal import prompt_budget
+
+    return prompt_budget(module.config, spec.causal) + spec.causal.max_new_tokens
 
 
 class TorchCompileRuntime(Runtime):
@@ -151,17 +151,22 @@ def _warmed_generator(module, spec, artifact: Path, example: dict) -> CompiledGe
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for batch in _rows(example, (2, 3, 1)):  # 2 then 3: the batch dim turns dynamic; 1 is its own graph
-            engine.generate(**batch, max_new_tokens=2, min_new_tokens=2, do_sample=False, pad_token_id=pad)
+        length = next(iter(example.values())).shape[1]
+        for n in (2, 3, 1):  # 2 then 3: the batch dim turns dynamic; 1 is its own graph
+            engine.generate(**_rows(example, n, length), max_new_tokens=2, min_new_tokens=2, do_sample=False,
+                            pad_token_id=pad)
     engine.compile_s = time.perf_counter() - start
     engine.prepared()
     return engine
 
 
-def _rows(example: dict, sizes) -> list[dict]:
+def _rows(example: dict, n: int, length: int) -> dict:
+    """`example`'s first rows repeated to `n` rows of `length` tokens, as fresh tensors with standard
+    strides, like the tokenizer's (Dynamo guards on strides)."""
     import torch
 
-    return [{k: torch.cat([v] * n)[:n].contiguous() for k, v in example.items()} for n in sizes]
+    return {k: torch.empty((n, length), dtype=v.dtype).copy_(torch.cat([v] * n)[:n, :length])
+            for k, v in example.items()}
 
 
 def warmup_shapes(example: dict) -> list[dict]:
@@ -171,16 +176,9 @@ def warmup_shapes(example: dict) -> list[dict]:
     transformers' mask code, recompiles once more when both sizes change: (2, L), (1, L),
     (3, L-1), (1, L-1) reach the graphs that later shapes reuse (checked in the tests).
     """
-    import torch
-
-    def rows(n: int, length: int) -> dict:
-        # fresh tensors with standard strides, like the tokenizer's (Dynamo guards on strides)
-        return {k: torch.empty((n, length), dtype=v.dtype).copy_(torch.cat([v] * n)[:n, :length])
-                for k, v in example.items()}
-
     length = next(iter(example.values())).shape[1]
     shorter = max(length - 1, 2)
-    return [dict(example), rows(1, length), rows(3, shorter), rows(1, shorter)]
+    return [dict(example), _rows(example, 1, length), _rows(example, 3, shorter), _rows(example, 1, shorter)]
 
 
 def _inductor_dir() -> str:
