@@ -49,6 +49,9 @@ def trial(
                                                  "seq2seq: generation.max_new_tokens (default 64)"),
     max_input_tokens: Optional[int] = typer.Option(None, help="causal: prompt budget in tokens, longer articles "
                                                    "are cut (default 1024); seq2seq: generation.max_input_tokens"),
+    max_rouge_drop: Optional[float] = typer.Option(
+        None, help="int8_static with accuracy control (openvino, NNCF): layers return to float until ROUGE-Lsum "
+                   "on the calibration slice drops at most this %% (relative); default: plain quantization"),
     out: Optional[Path] = typer.Option(None, help="trial directory (default .infersweep/trials/ID)"),
     as_json: bool = typer.Option(False, "--json", help="print the JSON report instead of a table"),
     profile: bool = typer.Option(False, "--profile", help="then profile the variant with its runtime's own "
@@ -62,7 +65,8 @@ def trial(
                   pruning=pruning or ("unstructured" if prune > 0 else "none"), prune_ratio=prune,
                   runtime=runtime, batch_size=batch_size, device=device, cpus=cpus, warmup=warmup,
                   repeats=repeats, seed=seed, document_field=document_field, summary_field=summary_field,
-                  summary_length=summary_length, structured={"head_ratio": head_ratio, "ffn_ratio": ffn_ratio, "importance": importance})
+                  summary_length=summary_length, structured={"head_ratio": head_ratio, "ffn_ratio": ffn_ratio, "importance": importance},
+                  quantization={"max_rouge_drop_pct": max_rouge_drop})
     decoding = {k: v for k, v in (("max_new_tokens", max_new_tokens), ("max_input_tokens", max_input_tokens))
                 if v is not None}
     if decoding and task in ("causal", "seq2seq"):

@@ -10,7 +10,8 @@ from infersweep.trials.hardware import Hardware
 from infersweep.trials.precision import Precision
 from infersweep.trials.pruning import pruning_infeasible_reason
 from infersweep.trials.runtimes import RUNTIMES, get_runtime
-from infersweep.trials.runtimes.base import Unsupported, devices_of, missing_requirement, precisions_for, tasks_of
+from infersweep.trials.runtimes.base import (Unsupported, accuracy_reason, devices_of, missing_requirement,
+                                             precisions_for, tasks_of)
 
 __all__ = ["check", "precision_reason"]
 
@@ -24,7 +25,7 @@ def check(spec, hardware: Hardware, packages: bool = True) -> str | None:
     if spec.task not in tasks_of(runtime):
         return (f"runtime {spec.runtime!r} does not run the {spec.task} task; "
                 f"use one of: {', '.join(_runtimes_for_task(spec.task))}")
-    reason = precision_reason(runtime, spec, hardware)
+    reason = precision_reason(runtime, spec, hardware) or accuracy_reason(runtime, spec)
     if reason:
         return reason
     pruning = pruning_infeasible_reason(spec.pruning, spec.device, hardware, precision=spec.precision,

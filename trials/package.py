@@ -25,22 +25,26 @@ CALIBRATED_PRECISIONS = ("int8_static",)
 
 def save_variant(spec: TrialSpec, directory: Path) -> Path:
     """Prune the spec's model exactly as its trial did and save it (weights, tokenizer, settings)."""
-    from infersweep.trials.runner import calibration_documents, prune_model, pruning_calibrates, with_summary_length
+    from infersweep.trials.runner import (bound_references, calibration_examples, prune_model, pruning_calibrates,
+                                          with_summary_length)
     from infersweep.trials.models import get_adapter
 
     adapter = get_adapter(spec.task)(spec)
     calibrated = pruning_calibrates(spec) or spec.precision in CALIBRATED_PRECISIONS
-    calibration = calibration_documents(spec) if calibrated else []
+    examples = calibration_examples(spec) if calibrated else []
+    calibration = [e.document for e in examples]
     prune_model(adapter, spec, calibration if pruning_calibrates(spec) else [])
     measured, _ = with_summary_length(spec)  # 'auto' from the trial's data, not the served placeholder
-    return write_variant(adapter, measured, directory, source=spec, calibration_documents=calibration)
+    return write_variant(adapter, measured, directory, source=spec, calibration_documents=calibration,
+                         calibration_references=bound_references(spec, examples))
 
 
 def write_variant(adapter, spec: TrialSpec, directory: Path, source: TrialSpec | None = None,
-                  calibration_documents: list[str] = ()) -> Path:
+                  calibration_documents: list[str] = (), calibration_references: list[str] = ()) -> Path:
     """Save an adapter's (pruned) model, its tokenizer and the settings that rebuild its engine.
     `spec` has a concrete summary length; `source` is the spec as the sweep wrote it; the
-    calibration documents are kept where the precision is built from them (CALIBRATED_PRECISIONS)."""
+    calibration documents are kept where the precision is built from them (CALIBRATED_PRECISIONS), and
+    their reference summaries where a quality bound steers that build (accuracy control)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     pretrained = getattr(adapter.module, "encoder", adapter.module)
@@ -54,6 +58,8 @@ def write_variant(adapter, spec: TrialSpec, directory: Path, source: TrialSpec |
     saved = {"spec": json.loads(served.to_json()), "source_spec": json.loads(source.to_json())}
     if spec.precision in CALIBRATED_PRECISIONS:
         saved["calibration_documents"] = list(calibration_documents)
+    if calibration_references:
+        saved["calibration_references"] = list(calibration_references)
     (directory / SPEC_FILE).write_text(json.dumps(saved, indent=2))
     return directory
 
@@ -87,12 +93,13 @@ class Summarizer:
             from infersweep.trials.pruning import apply_pruning
 
             apply_pruning(self.adapter.module, self.spec.pruning, self.spec.prune_ratio)
-        calibration = saved.get("calibration_documents", [])
+        calibration, references = saved.get("calibration_documents", []), saved.get("calibration_references", [])
         # Removed as soon as the engine is built: engines hold what they run in memory (the torch
         # runtimes' model.pt there only sizes a trial), and a server killed without shutting down
         # must not leave a copy of the weights behind in /tmp.
         with tempfile.TemporaryDirectory(prefix="infersweep-serve-") as workdir:
-            self.engine = runtimes.prepare(self.adapter.prepared_model(calibration), self.spec, Path(workdir))
+            prepared = self.adapter.prepared_model(calibration, references)
+            self.engine = runtimes.prepare(prepared, self.spec, Path(workdir))
 
     def summarize(self, documents: list[str]) -> list[str]:
         """One summary per document. Anything but a sequence of strings is refused, not str()-ed:

@@ -116,14 +116,14 @@ def _measure(spec: TrialSpec, workdir: Path, phase, hw: hardware.Hardware) -> di
     with MemoryTracker(spec.device) as preparing:
         with phase("load"):
             adapter = get_adapter(spec.task)(resolved)
-        calibration_docs = [e.document for e in calibration]
+        calibration_docs, calibration_refs = [e.document for e in calibration], bound_references(spec, calibration)
         with phase("prune"):
             pruning_facts = prune_model(adapter, spec, calibration_docs)
         with phase("save"):
             variant = write_variant(adapter, resolved, workdir / VARIANT_DIR, source=spec,
-                                    calibration_documents=calibration_docs)
+                                    calibration_documents=calibration_docs, calibration_references=calibration_refs)
         with phase("prepare"):
-            engine = runtimes.prepare(adapter.prepared_model(calibration_docs), spec, workdir, hw)
+            engine = runtimes.prepare(adapter.prepared_model(calibration_docs, calibration_refs), spec, workdir, hw)
             adapter.module = None  # serve from the engine alone: the source weights are not counted
             gc.collect()
     with phase("tokenize"):
@@ -200,7 +200,8 @@ def build_engine(spec: TrialSpec, workdir: Path) -> tuple:
     adapter = get_adapter(spec.task)(resolved)
     calibration_docs = [e.document for e in plan.calibration]
     prune_model(adapter, spec, calibration_docs)
-    engine = runtimes.prepare(adapter.prepared_model(calibration_docs), spec, Path(workdir))
+    prepared = adapter.prepared_model(calibration_docs, bound_references(spec, plan.calibration))
+    engine = runtimes.prepare(prepared, spec, Path(workdir))
     adapter.module = None
     return adapter, engine, plan.evaluation
 
@@ -210,6 +211,14 @@ def calibration_examples(spec: TrialSpec) -> list[Example]:
     is large enough; `data_notes` says when it is not)."""
     examples = load_examples(spec.dataset, spec.document_field, spec.summary_field)
     return slices(examples, spec.n, CALIBRATION_DOCS, spec.seed).calibration
+
+
+def bound_references(spec: TrialSpec, calibration: list[Example]) -> list[str]:
+    """The calibration slice's reference summaries where the spec bounds its quantization by
+    quality (accuracy control scores ROUGE on them); none otherwise."""
+    from infersweep.trials.runtimes.base import accuracy_bound
+
+    return [e.summary for e in calibration] if accuracy_bound(spec) is not None else []
 
 
 def calibration_documents(spec: TrialSpec) -> list[str]:

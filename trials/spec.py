@@ -116,6 +116,17 @@ class TimingSettings(BaseModel):
     max_seconds: float = Field(20.0, gt=0)
 
 
+class QuantizationSettings(BaseModel):
+    """How calibrated quantization (int8_static) is bounded by quality."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_rouge_drop_pct: Optional[float] = Field(
+        None, gt=0.0, le=100.0,
+        description="int8_static with accuracy control (runtimes whose recipe has one: openvino, NNCF): layers "
+                    "return to float until ROUGE-Lsum on the calibration slice drops at most this much, relative "
+                    "to the float model; unset: plain post-training quantization. Other precisions ignore it")
+
+
 class StructuredPruningSettings(BaseModel):
     """How `structured` pruning splits its ratio between heads and FFN neurons and ranks them."""
 
@@ -154,6 +165,7 @@ class TrialSpec(BaseModel):
     causal: CausalSettings = CausalSettings()
     extractive: ExtractiveSettings = ExtractiveSettings()
     structured: StructuredPruningSettings = StructuredPruningSettings()
+    quantization: QuantizationSettings = QuantizationSettings()
     timing: TimingSettings = TimingSettings()
     summary_length: SummaryLength = Field(
         DEFAULT_SUMMARY_LENGTH,
@@ -252,6 +264,9 @@ class TrialSpec(BaseModel):
         # likewise the causal task's settings, which came later still: left out at their defaults
         if self.causal == CausalSettings():
             del fields["causal"]
+        # and the quantization bound, later again
+        if self.quantization == QuantizationSettings():
+            del fields["quantization"]
         # and padding_buckets, later again: at its default, the ids of the specs before it
         if self.extractive.padding_buckets:
             del fields["extractive"]["padding_buckets"]

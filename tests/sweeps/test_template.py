@@ -136,3 +136,15 @@ def test_a_callback_pickled_before_the_plan_existed_still_loads():
     callback = MlflowTrialCallback.__new__(MlflowTrialCallback)
     callback.__setstate__({"sweep_json": sweep.model_dump_json(), "runs": None, "baseline": None})
     assert callback.plan == TrialPlan.of(sweep) and not hasattr(callback, "sweep_json")
+
+
+def test_a_quality_bound_on_quantization_reaches_every_trial(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("name: a\nspace: {runtime: [openvino], precision: [fp32, int8_static]}\n"
+                    "trial: {quantization: {max_rouge_drop_pct: 1}}\n")
+    sweep = load_sweep_spec(path)
+    specs = [sweep.trial_spec(point) for point in sweep.space.grid()]
+    assert specs and all(s.quantization.max_rouge_drop_pct == 1.0 for s in specs)
+    path.write_text("name: a\ntrial: {quantization: {max_rouge_drop_pct: -1}}\n")
+    with pytest.raises(SweepSpecError, match="trial.quantization.max_rouge_drop_pct"):
+        load_sweep_spec(path)

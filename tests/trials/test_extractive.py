@@ -86,6 +86,7 @@ def _id_without_summary_length(spec) -> str:
     del fields["summary_length"]
     del fields["causal"]  # at its default: not hashed either (the causal task's settings came later)
     del fields["extractive"]["padding_buckets"]  # likewise (later still)
+    del fields["quantization"]  # likewise (the quality bound, later again)
     return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 

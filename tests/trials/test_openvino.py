@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,3 +180,95 @@ def test_reasons_where_openvino_cannot_run(monkeypatch):
     assert check(TrialSpec(runtime="openvino"), CPU) is None  # fp32 needs openvino alone
     missing = check(TrialSpec(runtime="openvino", precision="int4_weight"), CPU)
     assert "'nncf'" in missing and "infersweep[openvino]" in missing
+
+
+BOUND = {"max_rouge_drop_pct": 1.0}
+
+
+def test_a_quality_bound_applies_to_int8_static_where_a_runtime_can_keep_it():
+    bounded = dict(precision="int8_static", quantization=BOUND)
+    assert check(TrialSpec(runtime="openvino", **bounded), CPU) is None
+    reason = check(TrialSpec(runtime="onnxruntime", **bounded), CPU)
+    assert "without a quality bound" in reason and "openvino" in reason and "leave the setting out" in reason
+    # precisions that calibrate nothing ignore the bound
+    assert check(TrialSpec(runtime="onnxruntime", precision="int8_dynamic", quantization=BOUND), CPU) is None
+    assert check(TrialSpec(runtime="torch", quantization=BOUND), CPU) is None
+    from infersweep.trials.runtimes.base import recipe_for
+
+    recipe = recipe_for(get_runtime("openvino"), TrialSpec(runtime="openvino", **bounded))
+    assert recipe.knobs["accuracy_control"]["max_rouge_drop_pct"] == 1.0
+    assert recipe.build.keywords == {"max_rouge_drop_pct": 1.0}
+    assert "accuracy_control" not in recipe_for(get_runtime("openvino"),
+                                                TrialSpec(runtime="openvino", precision="int8_static")).knobs
+
+
+def test_accuracy_controlled_int8_static_keeps_rouge_within_the_bound(quick_spec, cache_dir, tmp_path):
+    """NNCF's accuracy control driven by the trial's own ROUGE-Lsum on the calibration slice: the
+    bound holds there (scored again after NNCF returns, by our code), the IR is its own cache
+    entry, and a saved variant keeps the references it needs to rebuild the same IR (from the cache)."""
+    from infersweep.trials import run_trial
+    from infersweep.trials.package import SPEC_FILE, Summarizer, save_variant
+
+    spec = quick_spec(runtime="openvino", precision="int8_static", quantization=BOUND)
+    report = run_trial(spec, tmp_path / "bounded")
+    assert report.status == "ok", report.reason
+    facts = json.loads((Path(report.artifact["path"]).parent / "manifest.json").read_text())["facts"]
+    assert facts["calibration_documents"] == 8 and facts["rouge_lsum_float"] > 0
+    assert facts["within_bound"] is True and facts["rouge_drop_pct"] <= 1.0
+    plain = run_trial(quick_spec(runtime="openvino", precision="int8_static"), tmp_path / "plain")
+    assert plain.status == "ok", plain.reason
+    assert plain.artifact["path"] != report.artifact["path"]
+    variant = save_variant(spec, tmp_path / "variant")
+    assert len(json.loads((variant / SPEC_FILE).read_text())["calibration_references"]) == 8
+    served = Summarizer(variant)
+    try:
+        assert served.engine.cache_info["cache"] == "hit"
+        assert str(served.engine.artifact_path) == report.artifact["path"]
+    finally:
+        served.engine.close()
+
+
+def test_accuracy_control_returns_layers_to_float_until_the_probe_is_satisfied(adapter, cache_dir, tmp_path):
+    """A probe stricter than ROUGE (cosine of each document's sentence embeddings to torch fp32's,
+    x100) with a tight bound: plain PTQ misses it, so NNCF must put some layers back in float; the
+    result has fewer FakeQuantize nodes than plain int8_static and meets the bound."""
+    import hashlib
+
+    import torch
+
+    from infersweep.trials.data import load_examples
+    from infersweep.trials.runtimes.base import QualityProbe
+
+    documents = [e.document for e in load_examples("sample", "document", "summary")[-2:]]
+    chunks = [adapter.batches([doc], 1)[0].chunks for doc in documents]
+    with torch.inference_mode():
+        expected = [[adapter.module(**c.inputs).numpy() for c in doc] for doc in chunks]
+
+    def cosine(out, reference):
+        out = np.asarray(out, dtype=np.float32)
+        return (out * reference).sum(1) / (np.linalg.norm(out, axis=1) * np.linalg.norm(reference, axis=1))
+
+    def score(forward, indices):
+        return [float(100 * np.mean([cosine(forward(**c.inputs), e).mean() for c, e in zip(chunks[i], expected[i])]))
+                for i in indices]
+
+    probe = QualityProbe(len(documents), score, hashlib.sha1(b"cosine-probe").hexdigest())
+    model = adapter.prepared_model(documents)
+    model.module, model.quality_probe = copy.deepcopy(model.module), probe
+    runtime = get_runtime("openvino")
+    plain = runtime.prepare(model, TrialSpec(runtime="openvino", precision="int8_static", cpus=2), tmp_path / "plain")
+    bounded = runtime.prepare(model, TrialSpec(runtime="openvino", precision="int8_static", cpus=2,
+                                               quantization={"max_rouge_drop_pct": 0.05}), tmp_path / "bounded")
+    try:
+        plain_facts, facts = _manifest(plain)["facts"], _manifest(bounded)["facts"]
+        plain_drop = 100 - float(np.mean(score(plain, range(len(documents)))))
+        assert plain_drop > 0.05, "plain PTQ already meets the bound: the test would not exercise accuracy control"
+        assert facts["within_bound"] is True and facts["rouge_drop_pct"] <= 0.05
+        assert 0 < facts["fake_quantize"] < plain_facts["fake_quantize"]  # some layers back in float, not all
+        # what came back computes the float model's function where it is float (a reverted layer whose
+        # input kept SmoothQuant's scaling scored 25 here): the probe sees what the facts say
+        assert float(np.mean(score(bounded, range(len(documents))))) == pytest.approx(facts["rouge_lsum_quantized"],
+                                                                                     abs=1e-3)
+    finally:
+        plain.close()
+        bounded.close()

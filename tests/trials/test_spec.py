@@ -50,3 +50,15 @@ def test_report_round_trip_keeps_everything():
     again = TrialReport.from_json(report.to_json())
     assert again == report
     assert again.trial_id == spec.trial_id()
+
+
+def test_a_quality_bound_on_quantization_is_in_the_id_only_when_set():
+    plain = TrialSpec(precision="int8_static")
+    assert TrialSpec(precision="int8_static", quantization={}).trial_id() == plain.trial_id()
+    bounded = TrialSpec(precision="int8_static", quantization={"max_rouge_drop_pct": 1.0})
+    assert bounded.trial_id() != plain.trial_id()
+    assert TrialSpec.from_json(bounded.to_json()) == bounded
+    with pytest.raises(ValidationError, match="greater than 0"):
+        TrialSpec(quantization={"max_rouge_drop_pct": 0})
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        TrialSpec(quantization={"max_drop": 1})

@@ -30,9 +30,12 @@ class TaskAdapter(Protocol):
     #: the Hugging Face tokenizer (saved beside a promoted variant)
     tokenizer: Any
 
-    def prepared_model(self, calibration_documents: Sequence[str] = ()) -> PreparedModel:
+    def prepared_model(self, calibration_documents: Sequence[str] = (),
+                       calibration_references: Sequence[str] = ()) -> PreparedModel:
         """The torch module a runtime optimizes, with example inputs for export and, from
-        `calibration_documents`, the inputs that static quantization and pruning calibrate on."""
+        `calibration_documents`, the inputs that static quantization and pruning calibrate on;
+        given their reference summaries too, a QualityProbe where the task can score a forward
+        (accuracy-controlled quantization steers by it)."""
 
     def batches(self, documents: list[str], batch_size: int) -> list[Batch]:
         """Pre-tokenized batches of `batch_size` documents (tokenization is not timed)."""

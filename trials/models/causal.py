@@ -155,7 +155,7 @@ class CausalSummarizer:
         return CausalBatch(dict(inputs), truncated=sum(cut))
 
     # -- the TaskAdapter protocol -----------------------------------------------------------------
-    def prepared_model(self, calibration_documents=()) -> PreparedModel:
+    def prepared_model(self, calibration_documents=(), calibration_references=()) -> PreparedModel:
         return PreparedModel(
             module=self.module,
             example_inputs=self._tokenize(["An example document for export."]).inputs,

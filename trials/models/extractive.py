@@ -23,7 +23,7 @@ import numpy as np
 from infersweep.trials.models import resolve_model
 from infersweep.trials.models.sentences import sentence_lines, split_sentences
 from infersweep.trials.pruning import attention_shape, load_encoder
-from infersweep.trials.runtimes.base import PreparedModel
+from infersweep.trials.runtimes.base import PreparedModel, QualityProbe
 
 # Chosen on CNN/DailyMail validation examples 0-249 (bench/trials.py reports all 500).
 CENTRALITY_WEIGHT = 1.0
@@ -139,7 +139,8 @@ class ExtractiveSummarizer:
         self.config = encoder.config
         self.module = _embedding_head_class()(encoder).eval()
 
-    def prepared_model(self, calibration_documents: list[str] = ()) -> PreparedModel:
+    def prepared_model(self, calibration_documents: list[str] = (),
+                       calibration_references: list[str] = ()) -> PreparedModel:
         example = self._tokenize(["An example sentence for export.", "Another, longer example sentence."])
         calibration = [chunk.inputs for doc in calibration_documents
                        for chunk in self.batches([doc], 1)[0].chunks]
@@ -157,7 +158,28 @@ class ExtractiveSummarizer:
             model_type=getattr(self.config, "model_type", "bert"),
             num_heads=num_heads,
             hidden_size=attention_hidden,
+            quality_probe=self._quality_probe(list(calibration_documents), list(calibration_references)),
         )
+
+    def _quality_probe(self, documents: list[str], references: list[str]) -> QualityProbe | None:
+        """ROUGE-Lsum of this summarizer's picks on the calibration slice, for any forward."""
+        if not documents or len(references) != len(documents):
+            return None
+        import hashlib
+
+        from infersweep.trials.quality import rouge_per_document
+
+        batches = [self._batch([doc]) for doc in documents]
+
+        def score(forward, indices) -> list[float]:
+            indices = list(indices)
+            summaries = [self.summarize_batch(batches[i], forward)[0] for i in indices]
+            return rouge_per_document(summaries, [references[i] for i in indices])["rougeLsum"]
+
+        digest = hashlib.blake2b(digest_size=12)
+        for text in (*documents, *references, f"{self.num_sentences}/{self.max_words}"):
+            digest.update(text.encode() + b"\0")
+        return QualityProbe(len(documents), score, digest.hexdigest())
 
     def _tokenize(self, sentences: list[str]) -> dict:
         return dict(self.tokenizer(sentences, padding=True, truncation=True,

@@ -34,7 +34,7 @@ class Seq2SeqSummarizer:
         positions = getattr(self.config, "max_position_embeddings", None)  # T5 has none (relative)
         self.max_input_tokens = min(self.settings.max_input_tokens, positions or 10**9)
 
-    def prepared_model(self, calibration_documents: list[str] = ()) -> PreparedModel:
+    def prepared_model(self, calibration_documents: list[str] = (), calibration_references=()) -> PreparedModel:
         return PreparedModel(
             module=self.module,
             example_inputs=self._tokenize(["An example document for export."]),

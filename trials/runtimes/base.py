@@ -5,18 +5,34 @@ feasibility, sweep spaces, tables and help read that table and nothing else.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Union, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, Sequence, Union, runtime_checkable
 
 from infersweep.trials.errors import InfersweepError
 from infersweep.trials.precision import Precision
 
-__all__ = ["PreparedModel", "Engine", "GeneratingEngine", "Runtime", "Recipe", "Unsupported", "SupportTable",
+__all__ = ["QualityProbe", "PreparedModel", "Engine", "GeneratingEngine", "Runtime", "Recipe", "Unsupported",
+           "SupportTable",
            "ProfilingUnsupported",
-           "recipe_for", "precisions_for", "tasks_of", "devices_of", "min_cosine", "missing_requirement",
+           "recipe_for", "accuracy_bound", "accuracy_reason", "precisions_for", "tasks_of", "devices_of",
+           "min_cosine", "missing_requirement", "BOUNDED_PRECISIONS",
            "import_or_hint", "file_size_mb"]
+
+
+@dataclass(frozen=True)
+class QualityProbe:
+    """The task's own quality on the calibration slice, for a candidate forward: what
+    accuracy-controlled quantization steers by. `score(forward, indices)` is the ROUGE-Lsum (0-100)
+    of each indexed calibration document's summary made with `forward` (called like an engine:
+    keyword inputs -> the module's output) against its reference; `fingerprint` names the
+    documents and references (part of cache keys)."""
+
+    documents: int
+    score: Callable[[Callable[..., Any], Sequence[int]], list[float]]
+    fingerprint: str
 
 
 @dataclass
@@ -38,6 +54,8 @@ class PreparedModel:
     #: them (a structurally pruned encoder has fewer than its config's; 0: let it skip the fusion)
     num_heads: int = 0
     hidden_size: int = 0
+    #: quality on the calibration slice (set by adapters given the slice's reference summaries)
+    quality_probe: QualityProbe | None = None
 
 
 @runtime_checkable
@@ -73,13 +91,16 @@ class Recipe:
     `build` is the runtime's own step (a module converter, a graph quantizer); `knobs` its settings
     (part of cache keys and artifact info); `requires` packages this recipe alone needs, as
     (importable module, install hint); `min_cosine` how close to torch fp32 its outputs must stay
-    (None: the precision's default, Precision.min_cosine).
+    (None: the precision's default, Precision.min_cosine); `accuracy_aware` the build that bounds
+    the quality drop (`build(src, dst, model, max_rouge_drop_pct=...)`), used where the spec sets
+    quantization.max_rouge_drop_pct.
     """
 
     build: Callable[..., Any] | None = None
     knobs: Mapping[str, Any] = field(default_factory=dict)
     requires: tuple[tuple[str, str], ...] = ()
     min_cosine: float | None = None
+    accuracy_aware: Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -132,12 +153,55 @@ def _entry(runtime: Runtime, task: str, device: str, precision) -> Recipe | Unsu
     return runtime.support.get((task, device), {}).get(Precision(precision))
 
 
+#: the precisions a quality bound (TrialSpec.quantization.max_rouge_drop_pct) applies to: those calibrated
+BOUNDED_PRECISIONS = (Precision.INT8_STATIC,)
+
+
+def accuracy_bound(spec) -> float | None:
+    """The spec's bound on the quantization's ROUGE-Lsum drop (%), where its precision takes one."""
+    bound = spec.quantization.max_rouge_drop_pct
+    return bound if Precision(spec.precision) in BOUNDED_PRECISIONS else None
+
+
 def recipe_for(runtime: Runtime, spec) -> Recipe:
-    """The recipe the runtime uses for the spec's (task, device, precision); feasibility has passed."""
+    """The recipe the runtime uses for the spec's (task, device, precision); feasibility has passed.
+    Under a quality bound, the recipe's accuracy-aware build, with the bound among its knobs."""
     entry = _entry(runtime, spec.task, spec.device, spec.precision)
     if not isinstance(entry, Recipe):
         raise ValueError(f"runtime {runtime.name!r} has no {spec.precision} recipe for {spec.task} on {spec.device}")
-    return entry
+    bound = accuracy_bound(spec)
+    if bound is None:
+        return entry
+    if entry.accuracy_aware is None:
+        raise ValueError(accuracy_reason(runtime, spec))
+    return replace(entry, build=functools.partial(entry.accuracy_aware, max_rouge_drop_pct=bound),
+                   knobs={**entry.knobs, "accuracy_control": {"max_rouge_drop_pct": bound, "drop": "relative",
+                                                              "metric": "rougeLsum on the calibration slice"}})
+
+
+def accuracy_reason(runtime: Runtime, spec) -> str | None:
+    """Why the runtime cannot bound the spec's quantization by quality (None: it can, or no bound is set)."""
+    entry = _entry(runtime, spec.task, spec.device, spec.precision)
+    if accuracy_bound(spec) is None or not isinstance(entry, Recipe) or entry.accuracy_aware is not None:
+        return None
+    able = [name for name in _runtime_names() if _can_bound(name, spec)]
+    return (f"runtime {runtime.name!r} quantizes {spec.precision} for {spec.task} without a quality bound: "
+            f"quantization.max_rouge_drop_pct needs accuracy-controlled quantization"
+            + (f", which runtime(s) {', '.join(able)} run" if able else ", which no runtime runs here")
+            + "; or leave the setting out for plain post-training quantization")
+
+
+def _runtime_names() -> list[str]:
+    from infersweep.trials.runtimes import RUNTIMES
+
+    return list(RUNTIMES)
+
+
+def _can_bound(name: str, spec) -> bool:
+    from infersweep.trials.runtimes import get_runtime
+
+    entry = _entry(get_runtime(name), spec.task, spec.device, spec.precision)
+    return isinstance(entry, Recipe) and entry.accuracy_aware is not None
 
 
 def precisions_for(runtime: Runtime, task: str, device: str) -> tuple[Precision, ...]:

@@ -11,6 +11,9 @@ The pipeline, each step an artifact-cache entry keyed on the one before it:
                            (SMOOTH_QUANT_MIN_SENTENCES): on a handful of sentences its per-channel
                            scales overfit (measured: worst-sentence cosine 0.93 with 4 calibration
                            sentences, 0.996 with the 8-document slice; without it 0.99 either way)
+             int8_static under a quality bound (TrialSpec.quantization.max_rouge_drop_pct):
+                           nncf.quantize_with_accuracy_control, scored by the task's ROUGE-Lsum on
+                           the calibration slice (PreparedModel.quality_probe), relative drop
              int4_weight   nncf.compress_weights INT4_SYM, groups of 32, all ratio-defining layers
                            4-bit (the embeddings stay int8, NNCF's backup mode); data-free
     compile  Core().compile_model(model, "CPU", config): INFERENCE_NUM_THREADS = the trial's CPUs,
@@ -92,21 +95,73 @@ def _calibration(model: PreparedModel) -> list[dict]:
 
 def quantize_int8_static(ir: Path, dst: Path, model: PreparedModel) -> dict:
     ov, nncf = _ov(), _nncf()
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
-
     batches = [{name: as_numpy(batch[name]) for name in model.input_names} for batch in _calibration(model)]
     sentences = _sentences(model)
-    smooth = sentences >= SMOOTH_QUANT_MIN_SENTENCES
-    advanced = AdvancedQuantizationParameters(
-        **({} if smooth else {"smooth_quant_alphas": AdvancedSmoothQuantParameters(matmul=-1)}))
     with _silenced():
         quantized = nncf.quantize(ov.Core().read_model(str(ir)), nncf.Dataset(batches),
                                   model_type=nncf.ModelType.TRANSFORMER, preset=nncf.QuantizationPreset.MIXED,
                                   subset_size=len(batches), fast_bias_correction=True,
-                                  advanced_parameters=advanced)
+                                  advanced_parameters=_advanced(sentences >= SMOOTH_QUANT_MIN_SENTENCES))
     ov.save_model(quantized, str(dst), compress_to_fp16=False)
-    return {"calibration_batches": len(batches), "calibration_sentences": sentences, "smooth_quant": smooth,
-            "fake_quantize": sum(op.get_type_name() == "FakeQuantize" for op in quantized.get_ops())}
+    return {"calibration_batches": len(batches), "calibration_sentences": sentences,
+            "smooth_quant": sentences >= SMOOTH_QUANT_MIN_SENTENCES, "fake_quantize": _fake_quantizes(quantized)}
+
+
+def quantize_int8_accuracy_aware(ir: Path, dst: Path, model: PreparedModel, max_rouge_drop_pct: float) -> dict:
+    """int8_static as quantize_int8_static, under NNCF's accuracy control: the quantized model is
+    scored by the task's own ROUGE-Lsum on the calibration slice (model.quality_probe), and NNCF
+    returns the most sensitive layers to float, ranked per document, until the relative drop from
+    the float model is at most `max_rouge_drop_pct`. Without SmoothQuant: NNCF 3.4 puts a reverted
+    layer's original weights back but keeps SmoothQuant's scaling of its input (measured: a model
+    with every layer reverted scored a cosine of 0.25 to the float model)."""
+    probe = model.quality_probe
+    if probe is None:
+        raise OpenVinoUnavailable(
+            "accuracy-controlled int8_static scores ROUGE on the calibration slice, but this model came without "
+            "the slice's reference summaries (a task whose adapter has no quality probe, or a variant saved "
+            "before the setting): leave quantization.max_rouge_drop_pct out, or rerun the trial")
+    ov, nncf = _ov(), _nncf()
+    import numpy as np
+
+    core = ov.Core()
+    batches = [{name: as_numpy(batch[name]) for name in model.input_names} for batch in _calibration(model)]
+    names = list(model.input_names)
+
+    def quality(compiled, indices) -> tuple[float, list[float]]:
+        def forward(**inputs):
+            return compiled({name: as_numpy(inputs[name]) for name in names})[0]
+
+        scores = probe.score(forward, list(indices))
+        return float(np.mean(scores)), scores
+
+    def scored(ov_model) -> float:
+        return quality(core.compile_model(ov_model, "CPU"), range(probe.documents))[0]
+
+    source = core.read_model(str(ir))
+    with _silenced():
+        quantized = nncf.quantize_with_accuracy_control(
+            source, nncf.Dataset(batches), nncf.Dataset(list(range(probe.documents))), quality,
+            max_drop=max_rouge_drop_pct / 100.0, drop_type=nncf.DropType.RELATIVE,
+            model_type=nncf.ModelType.TRANSFORMER, preset=nncf.QuantizationPreset.MIXED, subset_size=len(batches),
+            fast_bias_correction=True, advanced_quantization_parameters=_advanced(smooth=False))
+        before, after = scored(core.read_model(str(ir))), scored(quantized)
+    ov.save_model(quantized, str(dst), compress_to_fp16=False)
+    drop = 100.0 * (before - after) / before if before else 0.0
+    return {"calibration_batches": len(batches), "calibration_documents": probe.documents,
+            "rouge_lsum_float": round(before, 4), "rouge_lsum_quantized": round(after, 4),
+            "rouge_drop_pct": round(drop, 4), "within_bound": drop <= max_rouge_drop_pct + 1e-9, "smooth_quant": False,
+            "fake_quantize": _fake_quantizes(quantized)}
+
+
+def _advanced(smooth: bool):
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
+
+    return AdvancedQuantizationParameters(
+        **({} if smooth else {"smooth_quant_alphas": AdvancedSmoothQuantParameters(matmul=-1)}))
+
+
+def _fake_quantizes(ov_model) -> int:
+    return sum(op.get_type_name() == "FakeQuantize" for op in ov_model.get_ops())
 
 
 def compress_int4(ir: Path, dst: Path, model: PreparedModel) -> dict:
@@ -133,7 +188,8 @@ INT4_WEIGHT = {"method": "nncf.compress_weights", "mode": "int4_sym", "group_siz
 RECIPES = {
     P.FP32: Recipe(knobs={"inference_precision": "f32"}, requires=_NEEDS_OV),
     P.BF16: Recipe(knobs={"inference_precision": "bf16"}, requires=_NEEDS_OV),
-    P.INT8_STATIC: Recipe(quantize_int8_static, INT8_STATIC, requires=_NEEDS_NNCF),
+    P.INT8_STATIC: Recipe(quantize_int8_static, INT8_STATIC, requires=_NEEDS_NNCF,
+                          accuracy_aware=quantize_int8_accuracy_aware),
     P.INT4_WEIGHT: Recipe(compress_int4, INT4_WEIGHT, requires=_NEEDS_NNCF),
 }
 _ON_CUDA = "OpenVINO runs on CPU here; on CUDA use onnxruntime or tensorrt"
@@ -310,6 +366,8 @@ def build_ov_model(model: PreparedModel, precision, recipe: Recipe, cache: Artif
              "versions": library_versions(*OV_LIBS)}
     if precision == P.INT8_STATIC:
         parts["calibration"] = calibration_fingerprint(model)
+    if "accuracy_control" in recipe.knobs:
+        parts["references"] = model.quality_probe.fingerprint if model.quality_probe else None
     src = ir.file("model.xml")
     entry = log.add(str(precision), cache.get_or_build(
         f"ov-{precision}", parts, lambda d: recipe.build(src, d / "model.xml", model)))
