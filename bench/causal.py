@@ -64,12 +64,19 @@ def row(report, baseline, first) -> list:
             ", ".join(x for x in (noisy, cut) if x)]
 
 
+def _with_reference(variants: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`variants` with torch fp32 (the reference every row is compared with) first."""
+    return [("torch", "fp32")] + [v for v in variants if v != ("torch", "fp32")]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=50, help="documents (a deterministic slice of the shared file)")
     ap.add_argument("--batch-sizes", default="1,8")
     ap.add_argument("--reference-only", default="", help="batch sizes (comma-separated) at which only torch fp32 "
                     "runs, as a reference for the 'vs fp32 batch 1' column (saves the other variants' time there)")
+    ap.add_argument("--variants-at", action="append", default=[], metavar="BATCH=runtime:precision,...",
+                    help="at that batch size run only these variants (torch:fp32 is added); repeatable")
     ap.add_argument("--variants", default="", help="comma-separated runtime:precision (default: every causal CPU "
                     "precision of torch and onnxruntime); torch:fp32, the reference, is always run first")
     ap.add_argument("--max-new-tokens", type=int, default=96)
@@ -86,17 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     from infersweep.trials import TrialSpec, run_trial
 
     machine_line = machine()
-    variants = [tuple(v.split(":", 1)) for v in args.variants.split(",") if v] or cpu_variants()
-    if ("torch", "fp32") not in variants:
-        variants.insert(0, ("torch", "fp32"))  # the reference every row is compared with
-    variants.sort(key=lambda v: v != ("torch", "fp32"))
+    variants = _with_reference([tuple(v.split(":", 1)) for v in args.variants.split(",") if v] or cpu_variants())
+    chosen_at = {int(b): _with_reference([tuple(v.split(":", 1)) for v in vs.split(",") if v])
+                 for b, vs in (a.split("=", 1) for a in args.variants_at)}
     started = time.perf_counter()
     rows, first = [], None
     with tempfile.TemporaryDirectory(prefix="bench-causal-") as tmp:
         for batch in (int(b) for b in args.batch_sizes.split(",")):
             baseline = None
             reference_only = str(batch) in args.reference_only.split(",")
-            for runtime, precision in (variants[:1] if reference_only else variants):
+            for runtime, precision in (variants[:1] if reference_only else chosen_at.get(batch, variants)):
                 spec = TrialSpec(model=MODEL, task="causal", dataset=str(SHARED_CNN), n=args.n, batch_size=batch,
                                  precision=precision, runtime=runtime, cpus=args.cpus, warmup=1, repeats=1,
                                  timing={"max_seconds": args.max_seconds},
