@@ -51,7 +51,7 @@ def trial(
                                                    "are cut (default 1024); seq2seq: generation.max_input_tokens"),
     max_rouge_drop: Optional[float] = typer.Option(
         None, help="int8_static with accuracy control (openvino, NNCF): layers return to float until ROUGE-Lsum "
-                   "on the calibration slice drops at most this %% (relative); default: plain quantization"),
+                   "on the calibration slice drops at most this percentage (relative); default: plain quantization"),
     out: Optional[Path] = typer.Option(None, help="trial directory (default .infersweep/trials/ID)"),
     as_json: bool = typer.Option(False, "--json", help="print the JSON report instead of a table"),
     profile: bool = typer.Option(False, "--profile", help="then profile the variant with its runtime's own "

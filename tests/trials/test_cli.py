@@ -25,6 +25,17 @@ def test_trial_json_output(tmp_path):
     assert report["status"] == "ok" and report["spec"]["precision"] == "int8_dynamic"
 
 
+def test_a_quality_bound_where_no_accuracy_control_runs_is_an_infeasible_trial_with_the_way_out(tmp_path):
+    result = runner.invoke(app, ["trial", "--n", "2", "--runtime", "onnxruntime", "--precision", "int8_static",
+                                 "--max-rouge-drop", "1", "--json", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["status"] == "infeasible" and report["spec"]["quantization"]["max_rouge_drop_pct"] == 1.0
+    assert "without a quality bound" in report["reason"] and "leave the setting out" in report["reason"]
+    bad = runner.invoke(app, ["trial", "--max-rouge-drop", "0"])
+    assert bad.exit_code == 2 and "max_rouge_drop_pct" in bad.output
+
+
 def test_unknown_value_lists_valid_ones():
     result = runner.invoke(app, ["trial", "--runtime", "tvm"])
     assert result.exit_code == 2
