@@ -93,9 +93,14 @@ def _calibration(model: PreparedModel) -> list[dict]:
     return list(model.calibration_inputs or [model.example_inputs])
 
 
+def _calibration_arrays(model: PreparedModel) -> list[dict]:
+    """The calibration batches as the numpy feeds NNCF passes to the model."""
+    return [{name: as_numpy(batch[name]) for name in model.input_names} for batch in _calibration(model)]
+
+
 def quantize_int8_static(ir: Path, dst: Path, model: PreparedModel) -> dict:
     ov, nncf = _ov(), _nncf()
-    batches = [{name: as_numpy(batch[name]) for name in model.input_names} for batch in _calibration(model)]
+    batches = _calibration_arrays(model)
     sentences = _sentences(model)
     with _silenced():
         quantized = nncf.quantize(ov.Core().read_model(str(ir)), nncf.Dataset(batches),
@@ -124,7 +129,7 @@ def quantize_int8_accuracy_aware(ir: Path, dst: Path, model: PreparedModel, max_
     import numpy as np
 
     core = ov.Core()
-    batches = [{name: as_numpy(batch[name]) for name in model.input_names} for batch in _calibration(model)]
+    batches = _calibration_arrays(model)
     names = list(model.input_names)
 
     def quality(compiled, indices) -> tuple[float, list[float]]:
